@@ -1,0 +1,1 @@
+"""Backend-for-frontend of the mini-program shop."""

@@ -1,0 +1,252 @@
+"""POST/GET /graphql following the GraphQL-over-HTTP specification, and GraphiQL for browsers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+import strawberry
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+
+from bff.auth import InvalidToken, Principal, bearer_token, verify_token
+from bff.context import Context, Services
+from bff.graphiql import graphiql_html
+from loaders.registry import Loaders
+
+log = logging.getLogger("bff.graphql")
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+MAX_BODY_BYTES = 1_000_000
+
+
+class RequestError(Exception):
+    """The HTTP request is not a well-formed GraphQL request: answered with `status` and one error."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an Accept header, or None when we can produce nothing it accepts."""
+    if not accept or not accept.strip():
+        return JSON  # legacy clients that send no Accept expect JSON
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media == GRAPHQL_RESPONSE:
+            chosen = GRAPHQL_RESPONSE
+        elif media in (JSON, "application/*", "*/*"):
+            chosen = JSON
+        else:
+            continue
+        if quality <= 0:
+            continue
+        # Higher quality wins; on a tie the earlier entry wins, as the client listed its preference.
+        candidate = (quality, -position, chosen)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best is not None else None
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    # Parse, validation and variable-coercion failures never start execution: no data and no paths.
+    if isinstance(result, PreExecutionError):
+        return True
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or [])
+
+
+def _format_errors(errors: list[GraphQLError], debug: bool) -> list[dict[str, Any]]:
+    formatted: list[dict[str, Any]] = []
+    for error in errors:
+        original = error.original_error
+        if original is not None and not isinstance(original, GraphQLError) and not debug:
+            # An unexpected exception: log it in full, show the client only where to find it.
+            request_id = uuid.uuid4().hex[:16]
+            log.error("unexpected error %s at %s", request_id, error.path, exc_info=original)
+            formatted.append(
+                {
+                    "message": f"Internal server error (request id {request_id})",
+                    "locations": [{"line": loc.line, "column": loc.column} for loc in error.locations or []],
+                    "path": error.path,
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                }
+            )
+        else:
+            formatted.append(dict(error.formatted.items()))
+    return formatted
+
+
+def _json_response(
+    payload: dict[str, Any], status: int, media_type: str, headers: dict[str, str]
+) -> Response:
+    return Response(
+        orjson.dumps(payload), status_code=status, media_type=f"{media_type}; charset=utf-8", headers=headers
+    )
+
+
+class GraphQLEndpoint:
+    """The /graphql route: parses the request, builds the context, executes, answers per the spec."""
+
+    def __init__(self, schema: strawberry.Schema) -> None:
+        self.schema = schema
+        self.graphiql_html = graphiql_html()
+        self._services: Services | None = None
+
+    def attach(self, services: Services) -> None:
+        """Hand over what the lifespan built; requests before that cannot be served."""
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        assert self._services is not None, "the app's lifespan has not started"
+        return self._services
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one /graphql request."""
+        media_type = negotiate(request.headers.get("accept"))
+        try:
+            if request.method == "GET" and self._wants_graphiql(request):
+                return HTMLResponse(self.graphiql_html)
+            if media_type is None:
+                raise RequestError(406, f"Accept {JSON} or {GRAPHQL_RESPONSE}")
+            params = await self._params(request)
+            principal = self._principal(request)
+        except RequestError as exc:
+            return _json_response(
+                {"errors": [{"message": exc.message}]}, exc.status, media_type or JSON, exc.headers
+            )
+        except InvalidToken:
+            return _json_response(
+                {
+                    "errors": [
+                        {
+                            "message": "token expired or invalid: sign in again",
+                            "extensions": {"code": "UNAUTHENTICATED"},
+                        }
+                    ]
+                },
+                401,
+                media_type or JSON,
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return await self._execute(request, params, principal, media_type)
+
+    def _wants_graphiql(self, request: Request) -> bool:
+        accept = request.headers.get("accept", "")
+        return (
+            self.services.settings.graphiql and "query" not in request.query_params and "text/html" in accept
+        )
+
+    async def _params(self, request: Request) -> dict[str, Any]:
+        if request.method == "GET":
+            raw: dict[str, Any] = dict(request.query_params)
+            for key in ("variables", "extensions"):
+                if raw.get(key):
+                    try:
+                        raw[key] = orjson.loads(raw[key])
+                    except orjson.JSONDecodeError as exc:
+                        raise RequestError(400, f"`{key}` is not valid JSON") from exc
+                else:
+                    raw.pop(key, None)
+        else:
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != JSON:
+                raise RequestError(415, f"POST /graphql takes Content-Type: {JSON}")
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+            body = await request.body()
+            if len(body) > MAX_BODY_BYTES:
+                raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+            try:
+                raw = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise RequestError(400, "the request body is not valid JSON") from exc
+            if not isinstance(raw, dict):
+                raise RequestError(400, "the request body must be a JSON object")
+        query = raw.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise RequestError(400, "`query` must be a non-empty string")
+        variables = raw.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            raise RequestError(400, "`variables` must be an object")
+        operation_name = raw.get("operationName")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise RequestError(400, "`operationName` must be a string")
+        extensions = raw.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise RequestError(400, "`extensions` must be an object")
+        return {"query": query, "variables": variables, "operation_name": operation_name or None}
+
+    def _principal(self, request: Request) -> Principal | None:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            return None
+        return verify_token(token, self.services.settings.jwt_secret)
+
+    async def _execute(
+        self, request: Request, params: dict[str, Any], principal: Principal | None, media_type: str
+    ) -> Response:
+        settings = self.services.settings
+        context = Context(
+            services=self.services,
+            principal=principal,
+            loaders=Loaders(self.services.cache, settings.catalog_cache_ttl, self.services.crm),
+            client_ip=request.client.host if request.client else "",
+        )
+        allowed = (
+            {OperationType.QUERY}
+            if request.method == "GET"
+            else {
+                OperationType.QUERY,
+                OperationType.MUTATION,
+            }
+        )
+        try:
+            result = await self.schema.execute(
+                params["query"],
+                variable_values=params["variables"],
+                context_value=context,
+                operation_name=params["operation_name"],
+                allowed_operation_types=allowed,
+            )
+        except InvalidOperationTypeError:
+            return _json_response(
+                {"errors": [{"message": "mutations are only accepted over POST"}]},
+                405,
+                media_type,
+                {"Allow": "POST"},
+            )
+        except CannotGetOperationTypeError as exc:
+            return _json_response({"errors": [{"message": str(exc)}]}, 400, media_type, {})
+        payload: dict[str, Any] = {}
+        request_error = _is_request_error(result)
+        if not request_error:
+            payload["data"] = result.data
+        if result.errors:
+            payload["errors"] = _format_errors(result.errors, settings.debug)
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+        return _json_response(payload, status, media_type, {})

@@ -1,0 +1,1 @@
+"""Outbound integrations (ERP, CRM, WeChat): typed httpx clients, their errors, and simulators."""

@@ -1,0 +1,5 @@
+"""`python -m integrations.simulators`: serve the ERP, CRM and WeChat simulators."""
+
+from integrations.simulators.runner import main
+
+main()

@@ -1,0 +1,1 @@
+"""Strawberry types per domain; `schema.app_schema` assembles the Schema object."""

@@ -1,0 +1,1 @@
+"""Tests of the ERP, CRM and WeChat clients against their simulators."""
