@@ -77,6 +77,8 @@ class Settings:
     max_query_depth: int = 12
     catalog_cache_ttl: int = 300
     http_timeout_seconds: float = 3.0
+    churn_message_template_id: str = "tmpl_care_comeback"  # subscribe message of the care flow
+    reco_refresh_minutes: int = 60  # how often the worker recomputes recommendations
 
     @property
     def production(self) -> bool:
@@ -146,4 +148,6 @@ def load_settings() -> Settings:
         max_query_depth=_env_int("BFF_MAX_QUERY_DEPTH", 12),
         catalog_cache_ttl=_env_int("CATALOG_CACHE_TTL", 300),
         http_timeout_seconds=float(_env("HTTP_TIMEOUT_SECONDS", "3.0")),
+        churn_message_template_id=_env("CHURN_MESSAGE_TEMPLATE_ID", "tmpl_care_comeback"),
+        reco_refresh_minutes=_env_int("RECO_REFRESH_MINUTES", 60),
     )

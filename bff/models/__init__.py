@@ -9,4 +9,8 @@ MODEL_MODULES = [
     "bff.models.order",
     "bff.models.search",
     "bff.models.outbox",
+    "bff.models.analytics",
+    "bff.models.recommendation",
+    "bff.models.churn",
+    "bff.models.experiment",
 ]

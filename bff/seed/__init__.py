@@ -70,7 +70,9 @@ async def seed_demo(
         if await Product.all().using_db(connection).exists():
             return SeedSummary(skipped=True, rows={}, seconds=time.perf_counter() - started)
         ids = IdAllocator()
-        await ids.load(writer, list(Tortoise.apps["models"].values()))
+        # Only tables with a generated integer id; rollups keyed by a day or a member have none.
+        models = [m for m in Tortoise.apps["models"].values() if m._meta.pk_attr == "id"]
+        await ids.load(writer, models)
         refs = build_refs(ids.peek(Category) - 1, ids.peek(Brand) - 1)
         ids.take(Category, len(refs.categories))
         ids.take(Brand, len(refs.brands))
