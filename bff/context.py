@@ -9,6 +9,7 @@ from strawberry.types import Info as StrawberryInfo
 from bff.auth import Principal, Role
 from bff.cache import Cache
 from bff.errors import Forbidden, Unauthenticated
+from bff.rate_limit import RateLimiter
 from bff.services.errors import BusinessError
 from bff.settings import Settings
 from integrations.crm import CrmClient
@@ -29,6 +30,7 @@ class Services:
     wechat_pay: WeChatPayClient
     erp: ErpClient
     crm: CrmClient
+    rate_limiter: RateLimiter
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Context:
     principal: Principal | None
     loaders: Loaders
     client_ip: str = ""
+    retry_after: float | None = None  # set when a rate limit refused the request
     _level: LevelRow | None = field(default=None, init=False)
 
     @property

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,10 +19,14 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from bff.auth import InvalidToken, Principal, bearer_token, verify_token
+from bff.auth import InvalidToken, Principal, Role, bearer_token
 from bff.context import Context, Services
+from bff.documents import operations
 from bff.graphiql import graphiql_html
-from loaders.registry import Loaders
+from bff.persisted_queries import Document, PersistedQueries, PersistedQueryError
+from bff.response_cache import Lookup, ResponseCache, invalidate_responses, shape_of
+from bff.sessions import authenticate
+from loaders.registry import Loaders, UnbatchedLoaders
 
 log = logging.getLogger("bff.graphql")
 
@@ -100,9 +107,19 @@ def _format_errors(errors: list[GraphQLError], debug: bool) -> list[dict[str, An
 def _json_response(
     payload: dict[str, Any], status: int, media_type: str, headers: dict[str, str]
 ) -> Response:
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type=f"{media_type}; charset=utf-8", headers=headers
-    )
+    return _bytes_response(orjson.dumps(payload), status, media_type, headers)
+
+
+def _bytes_response(body: bytes, status: int, media_type: str, headers: dict[str, str]) -> Response:
+    return Response(body, status_code=status, media_type=f"{media_type}; charset=utf-8", headers=headers)
+
+
+def _stdlib_dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def _error_payload(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 class GraphQLEndpoint:
@@ -112,10 +129,28 @@ class GraphQLEndpoint:
         self.schema = schema
         self.graphiql_html = graphiql_html()
         self._services: Services | None = None
+        self._documents: PersistedQueries | None = None
+        self.responses: ResponseCache | None = None
+        self.loaders_class: type[Loaders] = Loaders
+        self.dumps: Callable[[Any], bytes] = orjson.dumps
+        self.loads: Callable[[str | bytes], Any] = orjson.loads
 
     def attach(self, services: Services) -> None:
         """Hand over what the lifespan built; requests before that cannot be served."""
         self._services = services
+        settings = services.settings
+        self._documents = PersistedQueries(settings.persisted_queries, services.cache, operations().values())
+        if settings.response_cache:
+            self.responses = ResponseCache(services.cache, settings.response_cache_ttl)
+        if settings.naive:
+            # Benchmark G0: what the shipped optimisations save (loader batching, orjson).
+            self.loaders_class = UnbatchedLoaders
+            self.dumps, self.loads = _stdlib_dumps, json.loads
+
+    @property
+    def documents(self) -> PersistedQueries:
+        assert self._documents is not None, "the app's lifespan has not started"
+        return self._documents
 
     @property
     def services(self) -> Services:
@@ -131,10 +166,15 @@ class GraphQLEndpoint:
             if media_type is None:
                 raise RequestError(406, f"Accept {JSON} or {GRAPHQL_RESPONSE}")
             params = await self._params(request)
-            principal = self._principal(request)
+            principal = await self._principal(request)
+            document = await self.documents.resolve(params["query"], params["extensions"])
         except RequestError as exc:
             return _json_response(
                 {"errors": [{"message": exc.message}]}, exc.status, media_type or JSON, exc.headers
+            )
+        except PersistedQueryError as exc:
+            return _json_response(
+                _error_payload(exc.message, exc.code), exc.status, media_type or JSON, exc.headers
             )
         except InvalidToken:
             return _json_response(
@@ -150,7 +190,7 @@ class GraphQLEndpoint:
                 media_type or JSON,
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        return await self._execute(request, params, principal, media_type)
+        return await self._execute(request, params, document, principal, media_type)
 
     def _wants_graphiql(self, request: Request) -> bool:
         accept = request.headers.get("accept", "")
@@ -164,8 +204,8 @@ class GraphQLEndpoint:
             for key in ("variables", "extensions"):
                 if raw.get(key):
                     try:
-                        raw[key] = orjson.loads(raw[key])
-                    except orjson.JSONDecodeError as exc:
+                        raw[key] = self.loads(raw[key])
+                    except ValueError as exc:  # both decoders' errors are ValueErrors
                         raise RequestError(400, f"`{key}` is not valid JSON") from exc
                 else:
                     raw.pop(key, None)
@@ -180,13 +220,14 @@ class GraphQLEndpoint:
             if len(body) > MAX_BODY_BYTES:
                 raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
             try:
-                raw = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
+                raw = self.loads(body)
+            except ValueError as exc:
                 raise RequestError(400, "the request body is not valid JSON") from exc
             if not isinstance(raw, dict):
                 raise RequestError(400, "the request body must be a JSON object")
         query = raw.get("query")
-        if not isinstance(query, str) or not query.strip():
+        # Without `query` the document may still come by hash (extensions.persistedQuery).
+        if query is not None and (not isinstance(query, str) or not query.strip()):
             raise RequestError(400, "`query` must be a non-empty string")
         variables = raw.get("variables")
         if variables is not None and not isinstance(variables, dict):
@@ -197,22 +238,39 @@ class GraphQLEndpoint:
         extensions = raw.get("extensions")
         if extensions is not None and not isinstance(extensions, dict):
             raise RequestError(400, "`extensions` must be an object")
-        return {"query": query, "variables": variables, "operation_name": operation_name or None}
+        return {
+            "query": query,
+            "variables": variables,
+            "operation_name": operation_name or None,
+            "extensions": extensions,
+        }
 
-    def _principal(self, request: Request) -> Principal | None:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            return None
-        return verify_token(token, self.services.settings.jwt_secret)
+    async def _principal(self, request: Request) -> Principal | None:
+        # Signature, expiry and key id, then the member's session version (bff/sessions.py).
+        return await authenticate(bearer_token(request.headers.get("authorization")), self.services)
 
     async def _execute(
-        self, request: Request, params: dict[str, Any], principal: Principal | None, media_type: str
+        self,
+        request: Request,
+        params: dict[str, Any],
+        document: Document,
+        principal: Principal | None,
+        media_type: str,
     ) -> Response:
         settings = self.services.settings
+        lookup: Lookup | None = None
+        if self.responses is not None:
+            lookup = await self.responses.lookup(
+                document.text, document.sha256, params["operation_name"], params["variables"], principal
+            )
+            if lookup is not None and lookup.body is not None:
+                return _bytes_response(
+                    lookup.body, 200, media_type, self._headers(request, document, principal, True, "HIT")
+                )
         context = Context(
             services=self.services,
             principal=principal,
-            loaders=Loaders(self.services.cache, settings.catalog_cache_ttl, self.services.crm),
+            loaders=self.loaders_class(self.services.cache, settings.catalog_cache_ttl, self.services.crm),
             client_ip=request.client.host if request.client else "",
         )
         allowed = (
@@ -225,7 +283,7 @@ class GraphQLEndpoint:
         )
         try:
             result = await self.schema.execute(
-                params["query"],
+                document.text,
                 variable_values=params["variables"],
                 context_value=context,
                 operation_name=params["operation_name"],
@@ -244,9 +302,46 @@ class GraphQLEndpoint:
         request_error = _is_request_error(result)
         if not request_error:
             payload["data"] = result.data
+            await self.documents.remember(document)
         if result.errors:
             payload["errors"] = _format_errors(result.errors, settings.debug)
         if result.extensions:
             payload["extensions"] = result.extensions
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
-        return _json_response(payload, status, media_type, {})
+        headers: dict[str, str] = {}
+        if context.retry_after is not None:
+            # A rate limit refused the request before it ran: say so the way HTTP clients understand.
+            status = 429
+            headers["Retry-After"] = str(max(1, math.ceil(context.retry_after)))
+        body = self.dumps(payload)
+        complete = not request_error and not result.errors
+        if complete and principal is not None and principal.role is Role.OPERATOR:
+            await self._after_operator_write(document, params["operation_name"])
+        if lookup is not None and complete and self.responses is not None:
+            await self.responses.store(lookup, body)
+        x_cache = None if self.responses is None else ("MISS" if lookup is not None else "BYPASS")
+        headers.update(self._headers(request, document, principal, complete, x_cache))
+        return _bytes_response(body, status, media_type, headers)
+
+    async def _after_operator_write(self, document: Document, operation_name: str | None) -> None:
+        # Operator edits (flash sales, campaigns, pages) change what shoppers see: drop cached responses.
+        shape = shape_of(document.text, operation_name)
+        if shape is not None and not shape.is_query:
+            await invalidate_responses(self.services.cache)
+
+    def _headers(
+        self,
+        request: Request,
+        document: Document,
+        principal: Principal | None,
+        complete: bool,
+        x_cache: str | None,
+    ) -> dict[str, str]:
+        headers: dict[str, str] = {} if x_cache is None else {"X-Cache": x_cache}
+        if principal is not None:
+            headers["Cache-Control"] = "private, no-store"
+        elif request.method == "GET" and document.by_hash and complete:
+            # A hashed GET is a short URL a CDN can cache; the same for every anonymous visitor.
+            headers["Cache-Control"] = f"public, max-age={self.services.settings.cdn_max_age}"
+            headers["Vary"] = "Accept, Authorization"
+        return headers

@@ -28,9 +28,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from bff.auth import InvalidToken, bearer_token, verify_token
+from bff.auth import InvalidToken, bearer_token
 from bff.context import Context, Services
 from bff.errors import PublicError
+from bff.sessions import authenticate
 from bff.settings import Settings
 from loaders.registry import Loaders
 
@@ -266,7 +267,8 @@ class GraphQLWebSocket(GraphQL[WsContext, None]):
         if token is None:
             raise ConnectionRejectionError({"message": "Authorization must be 'Bearer <token>'"})
         try:
-            context.principal = verify_token(token, context.settings.jwt_secret)
+            # Signature, expiry, key id and session version: a revoked session cannot subscribe either.
+            context.principal = await authenticate(token, context.services)
         except InvalidToken as exc:
             raise ConnectionRejectionError({"message": "token expired or invalid: sign in again"}) from exc
         return cast(UnsetType, UNSET)

@@ -9,6 +9,7 @@ import httpx
 from bff.cache import create_cache
 from bff.context import Services
 from bff.counters import create_counters
+from bff.rate_limit import create_rate_limiter
 from bff.services import flash_sale
 from bff.settings import Settings
 from integrations.crm import CrmClient
@@ -25,6 +26,8 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     stack.push_async_callback(counters.close)
     # Flash-sale holds go through the shared counters (Redis across processes); restore on shutdown.
     stack.callback(flash_sale.configure, flash_sale.configure(counters))
+    rate_limiter = create_rate_limiter(settings.redis_url, settings.cache_prefix)
+    stack.push_async_callback(rate_limiter.close)
     timeout = settings.http_timeout_seconds
 
     def client() -> httpx.AsyncClient:
@@ -58,4 +61,5 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
         ),
         erp=ErpClient(client(), settings.erp_base_url, settings.erp_api_token, timeout=timeout),
         crm=CrmClient(client(), settings.crm_base_url, settings.crm_api_token, timeout=timeout),
+        rate_limiter=rate_limiter,
     )

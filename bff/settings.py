@@ -6,11 +6,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"
+from bff.auth import KeyRingError, SigningKeys
+from bff.crypto import DEFAULT_PII_KEYS
+
+DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-before-production"  # nosec B105
 DEFAULT_ERP_WEBHOOK_SECRET = (
-    "whsec_ZGV2LW9ubHktZXJwLXdlYmhvb2stc2VjcmV0"  # base64("dev-only-erp-webhook-secret")
+    "whsec_ZGV2LW9ubHktZXJwLXdlYmhvb2stc2VjcmV0"  # base64("dev-only-erp-webhook-secret")  # nosec B105
 )
-DEFAULT_WECHAT_SECRET = "dev-only-wechat-secret"
+DEFAULT_WECHAT_SECRET = "dev-only-wechat-secret"  # nosec B105
 DEFAULT_WECHAT_PAY_APIV3_KEY = "dev-only-apiv3-key-0123456789abc"  # 32 bytes, as WeChat Pay requires
 # Development key pairs for WeChat Pay shipped with the simulator; production must configure its own.
 DEV_KEYS_DIR = Path(__file__).resolve().parent.parent / "integrations" / "simulators" / "keys"
@@ -37,6 +40,16 @@ def _env_bool(name: str, default: bool) -> bool:
     return _env(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
+PERSISTED_QUERY_MODES = ("off", "apq", "trusted")
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the process is configured with; built once from the environment."""
@@ -47,6 +60,9 @@ class Settings:
     redis_url: str | None = None
     cache_prefix: str = "bff:"
     jwt_secret: str = DEFAULT_JWT_SECRET
+    # JWT_SECRETS (`kid:secret,…`, the first signs) replaces JWT_SECRET, which is then unused.
+    jwt_secrets: SigningKeys | None = None
+    pii_keys: str | None = None  # PII_KEYS as configured (bff/crypto.py reads it); None when unset
     token_ttl_seconds: int = 7 * 24 * 3600
     erp_base_url: str = "http://127.0.0.1:8101"
     erp_api_token: str = "dev-erp-token"
@@ -75,10 +91,24 @@ class Settings:
     inprocess_worker: bool = False
     graphiql: bool = True
     max_query_depth: int = 12
+    max_query_cost: int = 25_000  # fields weighted by page sizes (bff/query_cost.py)
+    introspection: bool = True  # schema introspection and field suggestions (off in production)
+    rate_limits: bool = True  # per-caller cost and sensitive-mutation limits (bff/request_guard.py)
     catalog_cache_ttl: int = 300
     http_timeout_seconds: float = 3.0
     churn_message_template_id: str = "tmpl_care_comeback"  # subscribe message of the care flow
     reco_refresh_minutes: int = 60  # how often the worker recomputes recommendations
+    privacy_policy_version: str = "2026-11"  # the version members must accept (acceptPrivacyPolicy)
+    naive: bool = False  # benchmark G0: no loader batching, no document caches, stdlib json
+    response_cache: bool = False  # benchmark G2: whole responses cached (bff/response_cache.py)
+    response_cache_ttl: int = 30
+    persisted_queries: str = "apq"  # off | apq | trusted (bff/persisted_queries.py)
+    cdn_max_age: int = 30  # Cache-Control max-age of anonymous hashed GET responses
+
+    @property
+    def signing_keys(self) -> SigningKeys:
+        """The JWT key ring: JWT_SECRETS, else JWT_SECRET under the key id `default`."""
+        return self.jwt_secrets if self.jwt_secrets is not None else SigningKeys.single(self.jwt_secret)
 
     @property
     def production(self) -> bool:
@@ -92,15 +122,28 @@ class Settings:
         unsafe = [
             name
             for name, value, default in (
-                ("JWT_SECRET", self.jwt_secret, DEFAULT_JWT_SECRET),
                 ("ERP_WEBHOOK_SECRET", self.erp_webhook_secret, DEFAULT_ERP_WEBHOOK_SECRET),
                 ("WECHAT_SECRET", self.wechat_secret, DEFAULT_WECHAT_SECRET),
                 ("WECHAT_PAY_APIV3_KEY", self.wechat_pay_apiv3_key, DEFAULT_WECHAT_PAY_APIV3_KEY),
             )
             if value == default
         ]
+        if any(secret == DEFAULT_JWT_SECRET for _, secret in self.signing_keys.keys):
+            unsafe.insert(0, "JWT_SECRETS" if self.jwt_secrets is not None else "JWT_SECRET")
+        pii = [part.strip() for part in (self.pii_keys or DEFAULT_PII_KEYS).split(",")]
+        if DEFAULT_PII_KEYS in pii:
+            unsafe.append("PII_KEYS")
         if unsafe:
             raise SettingsError(f"production refuses default secrets: set {', '.join(unsafe)}")
+
+
+def _signing_keys(spec: str) -> SigningKeys | None:
+    if not spec.strip():
+        return None
+    try:
+        return SigningKeys.parse(spec)
+    except KeyRingError as exc:
+        raise SettingsError(f"JWT_SECRETS: {exc}") from exc
 
 
 def load_settings() -> Settings:
@@ -114,6 +157,8 @@ def load_settings() -> Settings:
         redis_url=os.environ.get("REDIS_URL") or None,
         cache_prefix=_env("CACHE_PREFIX", "bff:"),
         jwt_secret=_env("JWT_SECRET", DEFAULT_JWT_SECRET),
+        jwt_secrets=_signing_keys(os.environ.get("JWT_SECRETS", "")),
+        pii_keys=os.environ.get("PII_KEYS") or None,
         token_ttl_seconds=_env_int("TOKEN_TTL_SECONDS", 7 * 24 * 3600),
         erp_base_url=_env("ERP_BASE_URL", "http://127.0.0.1:8101"),
         erp_api_token=_env("ERP_API_TOKEN", "dev-erp-token"),
@@ -146,8 +191,17 @@ def load_settings() -> Settings:
         inprocess_worker=_env_bool("BFF_INPROCESS_WORKER", False),
         graphiql=_env_bool("BFF_GRAPHIQL", not production),
         max_query_depth=_env_int("BFF_MAX_QUERY_DEPTH", 12),
+        max_query_cost=_env_int("BFF_MAX_QUERY_COST", 25_000),
+        rate_limits=_env_bool("BFF_RATE_LIMITS", True),
+        introspection=_env_bool("BFF_INTROSPECTION", not production),
         catalog_cache_ttl=_env_int("CATALOG_CACHE_TTL", 300),
         http_timeout_seconds=float(_env("HTTP_TIMEOUT_SECONDS", "3.0")),
         churn_message_template_id=_env("CHURN_MESSAGE_TEMPLATE_ID", "tmpl_care_comeback"),
         reco_refresh_minutes=_env_int("RECO_REFRESH_MINUTES", 60),
+        privacy_policy_version=_env("PRIVACY_POLICY_VERSION", "2026-11"),
+        naive=_env_bool("BFF_NAIVE", False),
+        response_cache=_env_bool("BFF_RESPONSE_CACHE", False),
+        response_cache_ttl=_env_int("BFF_RESPONSE_CACHE_TTL", 30),
+        persisted_queries=_env_choice("BFF_PERSISTED_QUERIES", "apq", PERSISTED_QUERY_MODES),
+        cdn_max_age=_env_int("BFF_CDN_MAX_AGE", 30),
     )

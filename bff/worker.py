@@ -20,9 +20,12 @@ from datetime import datetime
 from bff.context import Services
 from bff.db import close_db, init_db
 from bff.runtime import build_services
+from bff.services.churn import enqueue_daily_scoring
 from bff.services.erp_events import apply_pending
 from bff.services.orders import enqueue_overdue_closes
 from bff.services.outbox import HandlerContext, run_due
+from bff.services.reco_refresh import enqueue_refresh
+from bff.services.rollups import rebuild_dirty
 from bff.settings import load_settings
 
 log = logging.getLogger("bff.worker")
@@ -41,6 +44,8 @@ HANDLER_MODULES: list[str] = [
     "bff.services.lottery",
     "bff.services.loyalty",
     "bff.services.points",
+    "bff.services.churn",
+    "bff.services.reco_refresh",
 ]
 
 
@@ -94,9 +99,16 @@ class Worker:
         )
 
     async def sweep(self, now: datetime | None = None) -> None:
-        """Safety nets for work that lost its outbox message: overdue unpaid orders, unapplied ERP events."""
+        """Safety nets for work that lost its outbox message: overdue unpaid orders, unapplied ERP events.
+
+        Also queues the daily jobs (deduplicated per shop day): churn scoring.
+        """
         await enqueue_overdue_closes(now)
         await apply_pending(self.services.cache, settings=self.services.settings)
+        await enqueue_daily_scoring(now)
+        await enqueue_refresh(self.services.settings.reco_refresh_minutes, now)
+        # Analytics rollups follow ingestion within a sweep interval (the dashboard rebuilds its own range).
+        await rebuild_dirty()
 
     async def run(self, *, sweep_interval: float = 30.0) -> None:
         """Poll and run batches until `stop()`; a full batch polls again at once, an idle one waits."""

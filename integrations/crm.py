@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
 
 from integrations.errors import check_status, decoding, json_object, translating
+from integrations.resilience import CircuitBreaker, with_retries
 
 UPSTREAM = "crm"
 BATCH_GET_LIMIT = 100  # the CRM refuses larger batches with 400
@@ -67,6 +69,7 @@ class CrmClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_token}"}
         self._timeout = httpx.Timeout(timeout)
+        self.breaker = CircuitBreaker(UPSTREAM)
 
     async def batch_get(self, member_refs: Iterable[str]) -> dict[str, CrmProfile]:
         """Profiles by member ref; refs the CRM does not know are absent. Chunks of 100 per call."""
@@ -75,7 +78,8 @@ class CrmClient:
         # Sequential on purpose: bounded load on a slow CRM, and the first failure stays typed.
         for start in range(0, len(refs), BATCH_GET_LIMIT):
             chunk = refs[start : start + BATCH_GET_LIMIT]
-            _, data = await self._post("/api/v1/members/batch-get", {"member_refs": chunk})
+            call = partial(self._post, "/api/v1/members/batch-get", {"member_refs": chunk})
+            _, data = await with_retries(call)
             with decoding(UPSTREAM):
                 for member in data["members"]:
                     profile = _profile(member)
@@ -107,12 +111,13 @@ class CrmClient:
             return CareTaskResult(task_id=str(data["task_id"]), created=status == 201)
 
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with translating(UPSTREAM):
-            response = await self._http.post(
-                self._base_url + path, json=body, headers=self._headers, timeout=self._timeout
-            )
-        check_status(response, UPSTREAM)
-        return response.status_code, json_object(response, UPSTREAM)
+        async with self.breaker.guard():
+            with translating(UPSTREAM):
+                response = await self._http.post(
+                    self._base_url + path, json=body, headers=self._headers, timeout=self._timeout
+                )
+            check_status(response, UPSTREAM)
+            return response.status_code, json_object(response, UPSTREAM)
 
 
 def _profile(member: dict[str, Any]) -> CrmProfile:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from integrations.errors import (
     json_object,
     translating,
 )
+from integrations.resilience import CircuitBreaker, with_retries
 
 UPSTREAM = "erp"
 INVENTORY_BATCH = 200  # the ERP refuses larger queries with 400
@@ -112,6 +114,7 @@ class ErpClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_token}"}
         self._timeout = httpx.Timeout(timeout)
+        self.breaker = CircuitBreaker(UPSTREAM)
 
     async def query_inventory(self, sku_codes: Iterable[str]) -> dict[str, InventoryItem]:
         """Live stock by SKU code; codes the ERP does not know are absent. Chunks of 200 per call."""
@@ -120,7 +123,8 @@ class ErpClient:
         # Sequential on purpose: bounded load on a slow ERP, and the first failure stays typed.
         for start in range(0, len(codes), INVENTORY_BATCH):
             chunk = codes[start : start + INVENTORY_BATCH]
-            _, data = await self._post("/api/v1/inventory/query", {"sku_codes": chunk})
+            call = partial(self._post, "/api/v1/inventory/query", {"sku_codes": chunk})
+            _, data = await with_retries(call)
             with decoding(UPSTREAM):
                 for item in data["items"]:
                     row = InventoryItem(str(item["sku_code"]), int(item["available"]), int(item["version"]))
@@ -147,9 +151,10 @@ class ErpClient:
             return str(data["erp_return_id"])
 
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with translating(UPSTREAM):
-            response = await self._http.post(
-                self._base_url + path, json=body, headers=self._headers, timeout=self._timeout
-            )
-        check_status(response, UPSTREAM)
-        return response.status_code, json_object(response, UPSTREAM)
+        async with self.breaker.guard():
+            with translating(UPSTREAM):
+                response = await self._http.post(
+                    self._base_url + path, json=body, headers=self._headers, timeout=self._timeout
+                )
+            check_status(response, UPSTREAM)
+            return response.status_code, json_object(response, UPSTREAM)

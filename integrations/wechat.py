@@ -19,6 +19,7 @@ from integrations.errors import (
     translating,
     wechat_error,
 )
+from integrations.resilience import CircuitBreaker
 
 UPSTREAM = "wechat"
 # WeChat hands out a new stable token during the last 5 minutes of the old one; stop serving the
@@ -90,6 +91,7 @@ class WeChatClient:
         self._timeout = httpx.Timeout(timeout)
         # Single-flight per process: concurrent misses wait for one fetch instead of each fetching.
         self._token_lock = asyncio.Lock()
+        self.breaker = CircuitBreaker(UPSTREAM)
 
     @property
     def token_cache_key(self) -> str:
@@ -190,15 +192,16 @@ class WeChatClient:
         params: Mapping[str, str] | None = None,
         json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        with translating(UPSTREAM):
-            response = await self._http.request(
-                method, self._base_url + path, params=params, json=json, timeout=self._timeout
-            )
-        check_status(response, UPSTREAM)
-        data = json_object(response, UPSTREAM)
-        errcode = data.get("errcode", 0)
-        if errcode:
-            with decoding(UPSTREAM):
-                code = int(errcode)
-            raise wechat_error(code, str(data.get("errmsg", "")))
-        return data
+        async with self.breaker.guard():
+            with translating(UPSTREAM):
+                response = await self._http.request(
+                    method, self._base_url + path, params=params, json=json, timeout=self._timeout
+                )
+            check_status(response, UPSTREAM)
+            data = json_object(response, UPSTREAM)
+            errcode = data.get("errcode", 0)
+            if errcode:
+                with decoding(UPSTREAM):
+                    code = int(errcode)
+                raise wechat_error(code, str(data.get("errmsg", "")))
+            return data

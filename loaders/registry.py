@@ -9,16 +9,18 @@ from strawberry.dataloader import DataLoader
 
 from bff.cache import Cache
 from bff.models.cart import CartItem
+from bff.models.churn import CareFlow
 from bff.models.marketing import CouponTemplate, FlashSale, FlashSaleItem, GroupBuyTeam, MemberCoupon
 from bff.models.member import Address, Member, PointsLedger
 from bff.models.order import AfterSale, Order, OrderEvent, OrderLine, Shipment
 from integrations.crm import CrmClient
-from loaders import cart, catalog, content, marketing, member, order
+from loaders import cart, catalog, churn, content, marketing, member, order
 from loaders.catalog import BrandRow, CategoryRow, ProductRow, ReviewSummaryRow, SkuRow
 from loaders.content import BannerRow
 from loaders.crm import load_crm_profiles
 from loaders.marketing import Campaign, PublicProfile
 from loaders.member import LevelRow, OrderCountsRow
+from loaders.recommendation import Cursor, RecommendedPage, load_recommended_pages, load_related_products
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -124,6 +126,10 @@ class Loaders:
     def crm_profile(self) -> DataLoader[int, dict[str, Any] | None]:
         return DataLoader(partial(load_crm_profiles, self.cache, self.crm))
 
+    @cached_property
+    def care_flows_by_member(self) -> DataLoader[int, list[CareFlow]]:
+        return DataLoader(churn.load_care_flows_by_member)
+
     # cart
     @cached_property
     def cart_items_by_member(self) -> DataLoader[int, list[CartItem]]:
@@ -182,6 +188,36 @@ class Loaders:
     @cached_property
     def claimable_templates(self) -> DataLoader[int, list[CouponTemplate]]:
         return DataLoader(marketing.load_claimable_templates)
+
+    # recommendations
+    @cached_property
+    def recommended_page(self) -> DataLoader[tuple[int | None, int, Cursor | None], RecommendedPage]:
+        return DataLoader(load_recommended_pages)
+
+    @cached_property
+    def related_products(self) -> DataLoader[tuple[int, int, int | None], list[ProductRow]]:
+        return DataLoader(load_related_products)
+
+
+# --- benchmark G0 (BFF_NAIVE=1) -------------------------------------------------------------------
+class UnbatchedLoaders(Loaders):
+    """The same loaders with batching off: each key is its own query, to measure what batching saves."""
+
+
+def _unbatched(name: str, batched: cached_property[Any]) -> cached_property[Any]:
+    def build(self: Loaders) -> Any:
+        loader = batched.func(self)
+        loader.max_batch_size = 1
+        return loader
+
+    unbatched = cached_property(build)
+    unbatched.__set_name__(UnbatchedLoaders, name)
+    return unbatched
+
+
+for _name, _attr in list(vars(Loaders).items()):
+    if isinstance(_attr, cached_property):
+        setattr(UnbatchedLoaders, _name, _unbatched(_name, _attr))
 
 
 def forget(loader: DataLoader[K, V], *keys: K) -> None:

@@ -7,6 +7,7 @@ import strawberry
 from bff.auth import Principal, Role, issue_token
 from bff.context import Info
 from bff.services.members import login_member
+from bff.sessions import remember_session
 from integrations.errors import IntegrationError, InvalidLoginCode, WeChatHighRiskUser, WeChatRateLimited
 from schema.common import ErrorCode, user_error
 from schema.member import LoginMember, LoginPayload, Member
@@ -37,8 +38,11 @@ class AuthMutation:
         member, is_new = await login_member(session.openid, session.unionid)
         settings = info.context.settings
         issued = issue_token(
-            Principal(role=Role.MEMBER, member_id=member.id), settings.jwt_secret, settings.token_ttl_seconds
+            Principal(role=Role.MEMBER, member_id=member.id, token_version=member.token_version),
+            settings.signing_keys,
+            settings.token_ttl_seconds,
         )
+        await remember_session(member, info.context.services.cache)
         base = Member.from_model(member)
         return LoginPayload(
             token=issued.token,

@@ -11,6 +11,7 @@ from bff.ids import decode_id, decode_ids
 from bff.pagination import page_size
 from bff.services import search
 from bff.services.product_listing import ListingFilter, ListingPage, Sort, count_products, list_products
+from loaders.recommendation import count_recommended, decode_recommended_cursor, encode_recommended_cursor
 from schema.catalog import Category, Product, ProductFilter, ProductSort
 from schema.common import Connection, connection
 
@@ -105,13 +106,30 @@ class CatalogQuery:
             await search.record_search(listing.keyword, await count() if page.rows else 0)
         return _product_connection(page, count, after)
 
-    @strawberry.field(description="Products picked for the viewer: best sellers in stock for now.")
+    @strawberry.field(
+        description="Products picked for the viewer (their own picks, then what is popular), in stock, "
+        "leaving out what they bought in the last 30 days."
+    )
     async def recommended_products(
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[Product]:
-        listing = ListingFilter(in_stock_only=True)
-        page = await list_products(listing, Sort.SALES, page_size(first), after)
-        return _product_connection(page, _counter(listing), after)
+        member_id = info.context.member_id
+        key = (member_id, page_size(first), decode_recommended_cursor(after))
+        page = await info.context.loaders.recommended_page.load(key)
+        counted: list[int] = []
+
+        async def count() -> int:
+            if not counted:
+                counted.append(await count_recommended(member_id))
+            return counted[0]
+
+        return connection(
+            [Product.from_row(r) for r in page.rows],
+            [encode_recommended_cursor(c) for c in page.cursors],
+            has_next=page.has_next,
+            count=count,
+            has_previous=after is not None,
+        )
 
     @strawberry.field(description="What shoppers searched most in the last 7 days.")
     async def hot_keywords(self, first: int = 10) -> list[str]:

@@ -12,6 +12,7 @@ from bff.context import Info
 from bff.ids import decode_id, decode_ids
 from bff.models.marketing import CouponTemplate as CouponTemplateModel
 from bff.pagination import decode_cursor, encode_cursor, page_size
+from bff.pii_mask import mask_text
 from bff.services import coupon_claims, loyalty, points, referrals
 from bff.services.coupons import InvalidTemplate, TemplateFields
 from bff.services.errors import BusinessError
@@ -218,7 +219,11 @@ class LoyaltyMutation:
         except BusinessError as exc:
             return AcceptInvitePayload(accepted=False, inviter=None, user_errors=user_errors(exc))
         profile = await info.context.loaders.public_profile.load(referral.inviter_id)
-        inviter = PublicMember(nickname=profile.nickname, avatar_url=profile.avatar_url) if profile else None
+        inviter = (
+            PublicMember(nickname=mask_text(profile.nickname), avatar_url=profile.avatar_url)
+            if profile
+            else None
+        )
         return AcceptInvitePayload(accepted=True, inviter=inviter, user_errors=[])
 
     @strawberry.mutation(description="签到: once per day (UTC+8); streaks earn a bonus every 7th day.")

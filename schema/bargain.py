@@ -9,6 +9,7 @@ import strawberry
 
 from bff.context import Info
 from bff.ids import encode_id
+from bff.pii_mask import mask_text
 from bff.services.bargain import SessionView
 from schema.catalog import Product
 from schema.common import Money, UserError, money
@@ -68,7 +69,7 @@ class BargainSession:
             expires_at=view.expires_at,
             helps=[
                 BargainHelpEntry(
-                    helper=PublicMember(nickname=h.nickname, avatar_url=h.avatar_url),
+                    helper=PublicMember(nickname=mask_text(h.nickname), avatar_url=h.avatar_url),
                     cut=money(h.cut_fen),
                     helped_at=h.at,
                 )

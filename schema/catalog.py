@@ -189,11 +189,13 @@ class Product:
         row = await info.context.loaders.review_summary_by_product_id.load(self.row.id)
         return ReviewSummary(count=row.count, average_rating=row.average_rating)
 
-    @strawberry.field(description="Best sellers of the same category, this product excluded.")
+    @strawberry.field(
+        description="Products often viewed, carted or bought with this one, then best sellers of its "
+        "category; in stock, leaving out what the viewer bought in the last 30 days."
+    )
     async def related_products(self, info: Info, first: int = 6) -> list[Product]:
-        n = page_size(first)
-        rows = await info.context.loaders.top_products_by_category.load((self.row.category_id, n + 1))
-        return [Product.from_row(r) for r in rows if r.id != self.row.id][:n]
+        key = (self.row.id, page_size(first), info.context.member_id)
+        return [Product.from_row(r) for r in await info.context.loaders.related_products.load(key)]
 
     @strawberry.field(description="Coupons a shopper can claim now that apply to this product.")
     async def claimable_coupons(

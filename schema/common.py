@@ -58,6 +58,9 @@ class ErrorCode(enum.Enum):
     PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
     SOLD_OUT = "SOLD_OUT"
     LIMIT_REACHED = "LIMIT_REACHED"
+    BATCH_TOO_LARGE = "BATCH_TOO_LARGE"
+    DUPLICATE = "DUPLICATE"
+    ORDER_IN_PROGRESS = "ORDER_IN_PROGRESS"
 
 
 @strawberry.type(description="A business failure: the mutation changed nothing.")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import strawberry
 
 from bff.ids import encode_id
+from bff.pii_mask import mask_text
 from bff.services.group_buy import TeamView
 from schema.common import UserError
 from schema.marketing import GroupBuyCampaign, campaign_type
@@ -62,7 +63,7 @@ class GroupBuyTeamDetail:
             expires_at=view.expires_at,
             members=[
                 GroupBuySeat(
-                    nickname=s.nickname,
+                    nickname=mask_text(s.nickname),  # other shoppers: never a phone
                     avatar_url=s.avatar_url,
                     is_leader=s.leader,
                     paid=s.paid,

@@ -18,6 +18,7 @@ from bff.models.marketing import GroupBuyTeam as GroupBuyTeamModel
 from bff.models.marketing import MemberCoupon as MemberCouponModel
 from bff.models.marketing import PresaleCampaign as PresaleModel
 from bff.pagination import encode_cursor, page_size
+from bff.pii_mask import mask_text
 from bff.services.coupons import discount_text
 from loaders.marketing import Campaign
 from schema.catalog import Product, Sku
@@ -134,7 +135,7 @@ class GroupBuyTeam:
         profile = await info.context.loaders.public_profile.load(self.leader_id)
         if profile is None:
             return None
-        return PublicMember(nickname=profile.nickname, avatar_url=profile.avatar_url)
+        return PublicMember(nickname=mask_text(profile.nickname), avatar_url=profile.avatar_url)
 
 
 @strawberry.type

@@ -13,10 +13,12 @@ from bff.models.member import Address as AddressModel
 from bff.models.member import Member as MemberModel
 from bff.models.member import PointsLedger
 from bff.pagination import decode_cursor, encode_cursor, page_size
+from bff.services.privacy import consent_of
 from loaders.member import LevelRow
 from schema.common import Connection, Money, UserError, connection, money
 from schema.marketing import MemberCoupon
 from schema.order import Order, OrderStatusFilter
+from schema.privacy import PrivacyConsent
 
 
 @strawberry.type
@@ -233,6 +235,11 @@ class Member:
     @strawberry.field(description="Spendable coupons: unused and not expired.")
     async def unused_coupon_count(self, info: Info) -> int:
         return await info.context.loaders.unused_coupon_count.load(self.model.id)
+
+    @strawberry.field(description="The privacy policy version the member accepted; is it current.")
+    def privacy_consent(self, info: Info) -> PrivacyConsent:
+        current = info.context.settings.privacy_policy_version
+        return PrivacyConsent.from_consent(consent_of(self.model, current))
 
 
 @strawberry.type

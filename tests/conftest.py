@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bff.seed import SeedSummary, seed_demo
 from tests.support.database import fresh_database
+
+# Hundreds of sign-ins from one loopback address would trip the per-IP limits; the tests of the
+# limits themselves (tests/security) turn them on for their own app.
+os.environ.setdefault("BFF_RATE_LIMITS", "off")
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+from bff.models.encrypted import EncryptedCharField
+
 
 class MemberLevel(Model):
     id = fields.IntField(primary_key=True)
@@ -25,7 +27,7 @@ class Member(Model):
     unionid = fields.CharField(max_length=128, null=True)
     nickname = fields.CharField(max_length=64, default="")
     avatar_url = fields.CharField(max_length=512, default="")
-    phone = fields.CharField(max_length=32, default="")
+    phone = EncryptedCharField(max_length=255, default="")
     level: fields.ForeignKeyRelation[MemberLevel] = fields.ForeignKeyField(
         "models.MemberLevel", related_name="members", on_delete=fields.RESTRICT
     )
@@ -34,6 +36,11 @@ class Member(Model):
     points_balance = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)
+    # Raised by "sign out everywhere" and account deletion: tokens carrying an older version are refused.
+    token_version = fields.IntField(default=0, db_default=0)
+    privacy_version = fields.CharField(max_length=16, null=True)  # the privacy policy version accepted
+    privacy_accepted_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)  # account deleted: the row stays, anonymised
 
     class Meta:
         table = "member"
@@ -66,12 +73,12 @@ class Address(Model):
         "models.Member", related_name="addresses", on_delete=fields.CASCADE
     )
     member_id: int
-    name = fields.CharField(max_length=64)
-    phone = fields.CharField(max_length=32)
+    name = EncryptedCharField(max_length=255)
+    phone = EncryptedCharField(max_length=255)
     province = fields.CharField(max_length=32)
     city = fields.CharField(max_length=32)
     district = fields.CharField(max_length=32)
-    detail = fields.CharField(max_length=256)
+    detail = EncryptedCharField(max_length=1024)
     is_default = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+from bff.models.encrypted import EncryptedJSONField
+
 # Order statuses as the mini-program's tabs see them.
 PENDING_PAYMENT = "PENDING_PAYMENT"
 PAID = "PAID"
@@ -32,7 +34,7 @@ class Order(Model):
     member_coupon_id = fields.IntField(null=True)
     campaign_kind = fields.CharField(max_length=24, null=True)  # FLASH_SALE, GROUP_BUY, BARGAIN, PRESALE
     campaign_ref = fields.IntField(null=True)
-    address_snapshot: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
+    address_snapshot: fields.JSONField[dict[str, str]] = EncryptedJSONField(default=dict)
     remark = fields.CharField(max_length=256, default="")
     idempotency_key = fields.CharField(max_length=64, null=True)
     pay_deadline = fields.DatetimeField(null=True)
@@ -50,7 +52,14 @@ class Order(Model):
     class Meta:
         table = "orders"
         unique_together = (("member_id", "idempotency_key"),)
-        indexes = (("member_id", "status", "id"), ("member_id", "id"), ("status", "pay_deadline"))
+        # paid_at and created_at serve the dashboard's range scans (GMV, orders per day).
+        indexes = (
+            ("member_id", "status", "id"),
+            ("member_id", "id"),
+            ("status", "pay_deadline"),
+            ("paid_at",),
+            ("created_at",),
+        )
 
 
 class OrderLine(Model):

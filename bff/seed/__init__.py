@@ -15,6 +15,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from bff.models.catalog import Brand, Category, Product, Sku
+from bff.seed.analytics import seed_analytics
 from bff.seed.campaigns import build_coupon_templates, seed_banners, seed_campaigns, seed_search_history
 from bff.seed.catalog import DEFAULT_SEED, build_refs, generate_products
 from bff.seed.context import IdAllocator, SeedContext
@@ -87,5 +88,6 @@ async def seed_demo(
         await seed_orders_and_coupons(ctx, templates)
         await seed_banners(ctx)
         await seed_search_history(ctx)
+        await seed_analytics(ctx)
         await writer.reset_sequences()
     return SeedSummary(skipped=False, rows=dict(writer.counts), seconds=time.perf_counter() - started)

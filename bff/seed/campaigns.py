@@ -76,6 +76,10 @@ def build_coupon_templates(ctx: SeedContext) -> dict[str, dict[str, Any]]:
                      "amount_fen": 500, "min_spend_fen": 5000, "claimable": False,
                      "claim_starts_at": day(-40), "claim_ends_at": day(-10),
                      "valid_from": day(-40), "valid_to": day(-2)}),
+        # Granted by the churn care flow (bff.services.churn), never claimed.
+        ("care", {"name": "回归礼 满99减20", "description": "老朋友回归专享，满99元可用", "kind": "THRESHOLD",
+                  "amount_fen": 2000, "min_spend_fen": 9900, "claimable": False, "purpose": "CARE",
+                  "valid_days": 14}),
     ]  # fmt: skip
     templates: dict[str, dict[str, Any]] = {}
     for key, spec in specs:
@@ -92,6 +96,7 @@ def build_coupon_templates(ctx: SeedContext) -> dict[str, dict[str, Any]]:
             "claimed_count": 0,
             "per_member_limit": 1,
             "claimable": True,
+            "purpose": "",
             "claim_starts_at": None,
             "claim_ends_at": None,
             "valid_from": None,

@@ -272,7 +272,7 @@ def generate_product(
 ) -> ProductRow:
     """Product number `index` (0-based): the same seed and index always give the same product."""
     # One generator per product: product i does not depend on how many products come before it.
-    rng = random.Random(seed * 1_000_003 + index)
+    rng = random.Random(seed * 1_000_003 + index)  # nosec B311
     if index < len(refs.leaves):
         ref = refs.leaves[index]  # the first products cover every leaf category
     else:

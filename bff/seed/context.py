@@ -91,4 +91,4 @@ class SeedContext:
 
     def rng(self, section: str) -> random.Random:
         """An independent generator per section, so editing one section leaves the others as they were."""
-        return random.Random(f"{self.seed}:{section}")
+        return random.Random(f"{self.seed}:{section}")  # nosec B311

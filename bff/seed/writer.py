@@ -10,6 +10,10 @@ from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
+from bff.models.encrypted import EncryptedCharField, EncryptedJSONField
+
+_ENCRYPTED = (EncryptedCharField, EncryptedJSONField)
+
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -26,7 +30,7 @@ class BulkWriter:
     async def max_id(self, model: type[Model]) -> int:
         """The largest id in the model's table (0 when empty), so seeded ids never collide."""
         table = model._meta.db_table
-        _, rows = await self.connection.execute_query(f'SELECT COALESCE(MAX(id), 0) AS m FROM "{table}"')
+        _, rows = await self.connection.execute_query(f'SELECT COALESCE(MAX(id), 0) AS m FROM "{table}"')  # nosec B608
         return int(rows[0]["m"])
 
     async def insert(self, model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -35,17 +39,20 @@ class BulkWriter:
         # Raw inserts skip the model's Python-side defaults: add them for the columns not given.
         defaults = {column: _default(model, column) for column in sorted(set(meta.db_fields) - set(columns))}
         columns = [*columns, *defaults]
+        field_of = [meta.fields_map.get(meta.fields_db_projection_reverse.get(c, c)) for c in columns]
+        # Encrypted columns go through their field (ciphertext); other JSON columns are dumped here.
+        sealed = {
+            i: f for i, f in enumerate(field_of) if isinstance(f, EncryptedCharField | EncryptedJSONField)
+        }
         json_positions = [
-            position
-            for position, column in enumerate(columns)
-            if isinstance(
-                meta.fields_map.get(meta.fields_db_projection_reverse.get(column, column)), fields.JSONField
-            )
+            i for i, f in enumerate(field_of) if isinstance(f, fields.JSONField) and i not in sealed
         ]
         extra = tuple(defaults.values())
         records = [(*row, *extra) for row in rows] if extra else [tuple(row) for row in rows]
         if json_positions:
             records = [_encode(row, json_positions) for row in records]
+        if sealed:
+            records = [_seal(row, sealed, model) for row in records]
         if not records:
             return
         async with self.connection.acquire_connection() as raw:
@@ -54,7 +61,7 @@ class BulkWriter:
             else:
                 names = ", ".join(f'"{column}"' for column in columns)
                 marks = ", ".join("?" for _ in columns)
-                await raw.executemany(f'INSERT INTO "{meta.db_table}" ({names}) VALUES ({marks})', records)
+                await raw.executemany(f'INSERT INTO "{meta.db_table}" ({names}) VALUES ({marks})', records)  # nosec B608
         self.counts[meta.db_table] = self.counts.get(meta.db_table, 0) + len(records)
 
     async def insert_dicts(self, model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -69,7 +76,7 @@ class BulkWriter:
             return  # SQLite picks MAX(rowid) + 1 itself
         for table in self.counts:
             await self.connection.execute_query(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "  # nosec B608
                 f'(SELECT MAX(id) FROM "{table}"))'
             )
 
@@ -81,6 +88,15 @@ def _default(model: type[Model], column: str) -> Any:
     if field.null:
         return None
     raise ValueError(f"{model._meta.db_table}.{column}: the seed gives no value and the model has no default")
+
+
+def _seal(
+    row: tuple[Any, ...], sealed: Mapping[int, fields.Field[Any]], model: type[Model]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for position, field in sealed.items():
+        values[position] = field.to_db_value(values[position], model)
+    return tuple(values)
 
 
 def _encode(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bff.cache import Cache
+from bff.response_cache import invalidate_responses
 from loaders.content import BANNER_POSITIONS
 
 
@@ -13,6 +14,7 @@ async def invalidate_products(cache: Cache, product_ids: Iterable[int]) -> None:
     keys = [f"catalog:{kind}:{pid}" for pid in set(product_ids) for kind in ("product", "skus", "detail")]
     if keys:
         await cache.delete(*keys)
+        await invalidate_responses(cache)  # cached screens show these products' prices and stock
 
 
 async def invalidate_taxonomy(cache: Cache, brand_ids: Iterable[int] = ()) -> None:
@@ -20,8 +22,10 @@ async def invalidate_taxonomy(cache: Cache, brand_ids: Iterable[int] = ()) -> No
     await cache.delete(
         "catalog:categories:0", "member:levels:0", *(f"catalog:brand:{b}" for b in set(brand_ids))
     )
+    await invalidate_responses(cache)
 
 
 async def invalidate_banners(cache: Cache) -> None:
     """Forget every cached banner list."""
     await cache.delete(*(f"content:banners:{i}" for i in range(len(BANNER_POSITIONS))))
+    await invalidate_responses(cache)

@@ -291,8 +291,9 @@ async def test_a_page_costs_the_same_queries_for_one_block_or_many(
         assert page is not None
         counts.append(counter.count)
     assert sum(len(b.get("products", [])) for b in page["blocks"]) == 240
-    # The page, the viewer and the level table, all products at once, the claimable coupons.
-    assert counts[0] == counts[1] <= 5, counts
+    # The page, the viewer and the level table, all products at once, the claimable coupons, and the
+    # member's session version when the cache is cold.
+    assert counts[0] == counts[1] <= 6, counts
 
 
 async def test_operators_run_a_lottery_that_members_draw_from(

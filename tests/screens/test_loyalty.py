@@ -202,7 +202,8 @@ async def test_the_coupon_centre_costs_the_same_for_any_page_size(
         with count_sql() as counter:
             await lapi.op("CouponCenter", {"first": first}, token=alice)
         counts.add(counter.count)
-    assert len(counts) == 1 and counts.pop() <= 3
+    # + the member's session version (read once the cache is cleared; bff/sessions.py).
+    assert len(counts) == 1 and counts.pop() <= 4
 
 
 async def test_share_invite_and_who_may_accept_it(lapi: LoyaltyApi, member: str, alice: str) -> None:

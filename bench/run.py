@@ -1,0 +1,372 @@
+"""`make bench`: seed, serve every variant pinned the same way, load each screen, write RESULTS.md.
+
+    python -m bench.run [--seconds 4] [--reuse-data] [--products 100000]
+
+Variants: B0 precomputed bytes, B1 asyncpg + hand-written SQL, G0 the BFF naive (BFF_NAIVE=1),
+G1 the BFF as shipped, G2 the BFF with its response cache (BFF_RESPONSE_CACHE=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench import flash, report
+from bench.data import Fixtures, git_commit, migrated, prepare, seed
+from bench.loadgen import LoadResult, hey, missing_tools, wrk
+from bench.others import run_others
+from bench.probe import Probe, first_difference, probe
+from bench.screens import Screen, checkout_preview, screens
+from bench.servers import Simulators, Variant, free_port, redis_server, serve, simulators
+from bff.ids import encode_id
+
+ROOT = Path(__file__).resolve().parent.parent
+LATENCY_FRACTION = 0.5  # latency is measured at this fraction of B1's max throughput, per screen
+LATENCY_WORKERS = 4
+MAX_CONNECTIONS = 16
+ORDER = ("B1", "G1", "B0", "G0", "G2")
+
+
+def _variants(py: str, db: str, redis: str, sims: Simulators, b0_responses: Path) -> dict[str, Variant]:
+    uvicorn = [
+        py,
+        "-m",
+        "uvicorn",
+        "bff.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    bff_env = {
+        "DATABASE_URL": db,
+        "REDIS_URL": redis,
+        "ERP_BASE_URL": sims.erp,
+        "CRM_BASE_URL": sims.crm,
+        "WECHAT_API_BASE_URL": sims.wechat,
+        "WECHAT_PAY_BASE_URL": sims.wechat,
+        "BFF_INPROCESS_WORKER": "0",
+        "BFF_NAIVE": "0",
+        "BFF_RESPONSE_CACHE": "0",
+        # One load generator on one address is not a crowd of shoppers: the per-caller limits would
+        # answer most of it with 429.
+        "BFF_RATE_LIMITS": "0",
+    }
+
+    def bff(key: str, description: str, **extra: str) -> Variant:
+        return Variant(
+            key,
+            description,
+            uvicorn,
+            {**bff_env, "CACHE_PREFIX": f"bench-{key}-{uuid.uuid4().hex[:6]}:", **extra},
+        )
+
+    return {
+        "B0": Variant(
+            "B0",
+            "Starlette returning precomputed bytes",
+            [py, "-m", "bench.baseline", "b0", "--port", "{port}", "--responses", str(b0_responses)],
+            {},
+        ),
+        "B1": Variant(
+            "B1",
+            "Starlette + asyncpg, hand-written SQL, orjson",
+            [py, "-m", "bench.baseline", "b1", "--port", "{port}"],
+            {"DATABASE_URL": db},
+        ),
+        "G0": bff("G0", "the BFF, optimisations off (BFF_NAIVE=1)", BFF_NAIVE="1"),
+        "G1": bff("G1", "the BFF as shipped"),
+        "G2": bff("G2", "the BFF with its response cache (BFF_RESPONSE_CACHE=1)", BFF_RESPONSE_CACHE="1"),
+    }
+
+
+class Bench:
+    """One invocation's state and measurements."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.seconds: float = args.seconds
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.results: dict[str, Any] = {"variants": {}, "screens": {}, "load": {}, "latency": {}, "probe": {}}
+        self.probes: dict[tuple[str, str], Probe] = {}
+
+    def note(self, message: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.1f}s] {message}", flush=True)
+
+    def body_file(self, screen: Screen) -> Path:
+        path = self.workdir / f"{screen.key}.json"
+        path.write_bytes(screen.body())
+        return path
+
+    async def max_throughput(self, url: str, screen: Screen, token: str) -> LoadResult:
+        args = [str(self.body_file(screen)), token if screen.member else ""]
+        await wrk(
+            url, "post.lua", args, 1, MAX_CONNECTIONS
+        )  # warm-up: pools, caches, JIT-free but lazy paths
+        return await wrk(url, "post.lua", args, self.seconds, MAX_CONNECTIONS)
+
+    async def latency(self, url: str, screen: Screen, token: str, rate: float) -> LoadResult:
+        return await hey(
+            url, self.body_file(screen), screen.headers(token), rate, self.seconds, LATENCY_WORKERS
+        )
+
+    async def measure(self, variant: Variant, url: str, fixtures: Fixtures, redis: str) -> None:
+        """Probe, max throughput and fixed-rate latency of every screen on one variant."""
+        for screen in screens(fixtures):
+            found = await probe(url, screen, fixtures.token, redis)
+            self.probes[(variant.key, screen.key)] = found
+            if found.error:
+                self.note(f"{variant.key} {screen.key}: {found.error}")
+            load = await self.max_throughput(url, screen, fixtures.token)
+            rate = LATENCY_FRACTION * self.results["load"].get(f"B1/{screen.key}", {}).get("rps", load.rps)
+            lat = await self.latency(url, screen, fixtures.token, rate)
+            self.results["load"][f"{variant.key}/{screen.key}"] = load.__dict__
+            self.results["latency"][f"{variant.key}/{screen.key}"] = {**lat.__dict__, "target_rate": rate}
+            self.results["probe"][f"{variant.key}/{screen.key}"] = {
+                "bytes": found.bytes,
+                "redis": found.redis_per_request,
+                "x_cache": found.cache_headers,
+                "error": found.error,
+            }
+            self.note(f"{variant.key} {screen.key}: {load.rps:.0f} req/s, p99 {lat.p99} ms at {rate:.0f}/s")
+
+    async def run(self) -> None:
+        self.started = time.monotonic()
+        missing = missing_tools()
+        if missing:
+            sys.exit("missing load generators: " + "; ".join(missing))
+        admin = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        if not admin.startswith("postgres"):
+            sys.exit(
+                "BENCH_DATABASE_URL must be a PostgreSQL URL"
+                " (the bench creates bff_bench, bff_bench_small and bff_bench_aux)"
+            )
+        self.note(f"seeding {self.args.products} and 1000 products (logs in {self.logs})")
+        big, small = await asyncio.gather(
+            seed(admin, "bff_bench", self.args.products, self.logs / "seed.log", self.args.reuse_data),
+            seed(admin, "bff_bench_small", 1000, self.logs / "seed_small.log", self.args.reuse_data),
+        )
+        fixtures, small_fixtures = await prepare(big), await prepare(small)
+        small_fixtures = Fixtures(**{**small_fixtures.__dict__, "keyword": fixtures.keyword})
+        self.fixtures, self.small_fixtures = fixtures, small_fixtures
+        self.results["fixtures"] = {
+            k: v for k, v in fixtures.__dict__.items() if k not in ("token", "product_ids")
+        }
+        self.results["screens"] = {s.key: s.label for s in screens(fixtures)}
+        self.note("data ready")
+        b0_responses = self.workdir / "b0_responses.json"
+        async with redis_server(self.logs) as redis, simulators(self.logs) as sims:
+            variants = _variants(sys.executable, big, redis, sims, b0_responses)
+            self.results["variants"] = {k: v.description for k, v in variants.items()}
+            for key in ORDER:
+                if key == "B0":
+                    pairs = [
+                        (s.body().decode(), self.probes[("G1", s.key)].body.decode())
+                        for s in screens(fixtures)
+                    ]
+                    b0_responses.write_bytes(orjson.dumps(pairs))
+                async with serve(variants[key], free_port(), self.logs) as url:
+                    await self.measure(variants[key], url, fixtures, redis)
+                    if key == "G2":
+                        await self.cache_misses(url, fixtures)
+                    if key == "G1":
+                        await self.erp_target(url, fixtures, sims)
+                    if key == "B1":
+                        await self.b1_sql(url, fixtures)
+            self.compare()
+            await self.sql_counts(variants, big, small)
+            await self.growth(variants["G1"], small, small_fixtures, redis)
+            await self.flash_sale(variants["G1"], big)
+            self.note("other benchmarks")
+            aux = await migrated(admin, "bff_bench_aux", self.logs / "aux.log")
+            self.results["others"] = await run_others(
+                ROOT, self.logs, self.note, {"DATABASE_URL": aux, "REDIS_URL": redis}
+            )
+        self.results["elapsed"] = time.monotonic() - self.started
+        (ROOT / "bench" / "results.json").write_bytes(orjson.dumps(self.results, option=orjson.OPT_INDENT_2))
+        report.write(ROOT / "bench", self.results, self.meta())
+        self.note(f"wrote bench/RESULTS.md and bench/results.png in {self.results['elapsed']:.0f}s")
+
+    def compare(self) -> None:
+        """B1 (and G0, G2) against G1, screen by screen: bytes-equal, JSON-equal or where they differ."""
+        equality: dict[str, dict[str, str]] = {}
+        for (variant, key), found in self.probes.items():
+            reference = self.probes.get(("G1", key))
+            if variant in ("G1", "B0") or reference is None:
+                continue
+            if found.error or reference.error:
+                verdict = f"not comparable: {found.error or reference.error}"
+            elif found.body == reference.body:
+                verdict = "byte-equal"
+            else:
+                difference = first_difference(found.payload, reference.payload)
+                verdict = "JSON-equal" if difference is None else f"DIFFERENT at {difference}"
+            equality.setdefault(variant, {})[key] = verdict
+        self.results["equality"] = equality
+
+    async def cache_misses(self, url: str, fixtures: Fixtures) -> None:
+        """G2 with a different product on every request: the response cache's misses."""
+        detail = next(s for s in screens(fixtures) if s.key == "product")
+        bodies = self.workdir / "miss_bodies.txt"
+        lines = [
+            Screen("product", "", "ProductDetail", {"id": encode_id("Product", pk)}, True).body().decode()
+            for pk in fixtures.product_ids
+        ]
+        bodies.write_text("\n".join(lines) + "\n")
+        tokens = self.workdir / "miss_tokens.txt"
+        tokens.write_text(fixtures.token + "\n")
+        load = await wrk(url, "rotate.lua", [str(bodies), str(tokens)], self.seconds, MAX_CONNECTIONS)
+        self.results["load"]["G2miss/product"] = load.__dict__
+        self.note(f"G2 product misses: {load.rps:.0f} req/s, X-Cache {load.counters} ({detail.label})")
+
+    async def erp_target(self, url: str, fixtures: Fixtures, sims: Simulators) -> None:
+        """Product detail and checkout preview p99 with a healthy ERP, then with one answering in 2 s."""
+        targets = [next(s for s in screens(fixtures) if s.key == "product"), checkout_preview(fixtures)]
+        found = await probe(url, targets[1], fixtures.token, None, 2)
+        if found.error:
+            self.note(f"checkout preview: {found.error}")
+        rates = {}
+        for screen in targets:
+            rates[screen.key] = (
+                LATENCY_FRACTION * (await self.max_throughput(url, screen, fixtures.token)).rps
+            )
+        erp: dict[str, Any] = {}
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for label, latency in (("healthy", 0.0), ("slow", 2.0)):
+                await client.post(f"{sims.erp}/_sim/config", json={"latency": latency})
+                for screen in targets:
+                    lat = await self.latency(url, screen, fixtures.token, rates[screen.key])
+                    erp[f"{label}/{screen.key}"] = {**lat.__dict__, "target_rate": rates[screen.key]}
+            await client.post(f"{sims.erp}/_sim/config", json={"latency": 0.0})
+        self.results["erp"] = erp
+        self.note(f"ERP target: { {k: v['p99'] for k, v in erp.items()} }")
+
+    async def sql_counts(self, variants: dict[str, Variant], big: str, small: str) -> None:
+        """Statements per request of the G variants, in-process from Tortoise's statement log."""
+        counts: dict[str, Any] = dict(self.results.get("sql", {}))
+        plan = [
+            ("G0", big, self.fixtures),
+            ("G1", big, self.fixtures),
+            ("G2", big, self.fixtures),
+            ("G1small", small, self.small_fixtures),
+        ]
+        for key, db, fixtures in plan:
+            variant = variants[key.removesuffix("small")]
+            requests = [(s.key, s.body().decode(), s.headers(fixtures.token)) for s in screens(fixtures)]
+            path = self.workdir / f"sql_{key}.json"
+            path.write_bytes(orjson.dumps(requests))
+            prefix = f"bench-sql-{uuid.uuid4().hex[:6]}:"  # cold means cold: a cache namespace of its own
+            env = {**os.environ, **variant.env, "DATABASE_URL": db, "CACHE_PREFIX": prefix}
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.sqlcount",
+                str(path),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await process.communicate()
+            if process.returncode != 0:
+                self.note(f"SQL count of {key} failed: {err.decode()[-1500:]}")
+                continue
+            counts[key] = orjson.loads(out.splitlines()[-1])
+        self.results["sql"] = counts
+        self.note(
+            f"SQL per request (warm): { {k: {s: v[1] for s, v in c.items()} for k, c in counts.items()} }"
+        )
+
+    async def b1_sql(self, url: str, fixtures: Fixtures) -> None:
+        """B1 counts its own statements: the counter's delta over a few requests per screen."""
+        found: dict[str, list[float]] = {}
+        stats = url.replace("/graphql", "/_bench/sql")
+        async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
+            for screen in screens(fixtures):
+                before = (await client.get(stats)).json()["statements"]
+                for _ in range(3):
+                    await client.post(url, content=screen.body(), headers=screen.headers(fixtures.token))
+                after = (await client.get(stats)).json()["statements"]
+                found[screen.key] = [(after - before) / 3, (after - before) / 3]
+        self.results.setdefault("sql", {})["B1"] = found
+
+    async def growth(self, variant: Variant, small: str, fixtures: Fixtures, redis: str) -> None:
+        """Category and search p99 on 1,000 products at the same request rate as on 100,000."""
+        variant = Variant(
+            "G1small", variant.description, variant.command, {**variant.env, "DATABASE_URL": small}
+        )
+        growth: dict[str, Any] = {}
+        async with serve(variant, free_port(), self.logs) as url:
+            for screen in screens(fixtures):
+                if screen.key not in ("category_20", "search"):
+                    continue
+                await self.max_throughput(url, screen, fixtures.token)
+                rate = self.results["latency"][f"G1/{screen.key}"]["target_rate"]
+                growth[screen.key] = {
+                    **(await self.latency(url, screen, fixtures.token, rate)).__dict__,
+                    "target_rate": rate,
+                }
+        self.results["growth"] = growth
+        self.note(f"1k-product p99: { {k: v['p99'] for k, v in growth.items()} }")
+
+    async def flash_sale(self, variant: Variant, db: str) -> None:
+        """PlaceOrder attempts on a 100-unit flash sale from 300 members, then the oversell check."""
+        item_id, bodies, tokens = await flash.prepare(db, self.workdir)
+        async with serve(
+            Variant("G1flash", variant.description, variant.command, variant.env), free_port(), self.logs
+        ) as url:
+            result = await flash.burst(url, db, item_id, bodies, tokens, self.seconds)
+        self.results["flash"] = {**result.__dict__, "oversold": result.oversold}
+        self.note(
+            f"flash sale: {result.attempts_per_second:.0f} attempts/s, sold {result.sold}/{result.stock}"
+        )
+
+    def meta(self) -> dict[str, str]:
+        return {
+            "command": "make bench  (" + shlex.join([sys.executable, "-m", "bench.run", *sys.argv[1:]]) + ")",
+            "commit": git_commit(ROOT),
+        }
+
+
+def main() -> None:
+    """Parse the options and run the whole benchmark."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "4")))
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument(
+        "--reuse-data", action="store_true", help="keep databases already seeded at this size"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bff-bench-") as tmp:
+        asyncio.run(_until_signalled(Bench(args, Path(tmp))))
+
+
+async def _until_signalled(bench: Bench) -> None:
+    # SIGINT/SIGTERM cancel the run, so every server, Redis and simulator it started is stopped.
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+    await bench.run()
+
+
+if __name__ == "__main__":
+    main()

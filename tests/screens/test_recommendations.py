@@ -1,0 +1,262 @@
+"""Personal recommendations over HTTP: home's recommendedProducts and the product page's relatedProducts.
+
+Each test builds its own category of products and behaviour (anonymous crowds viewing products
+together), runs the refresh as the worker would, and reads the screens. The refresh replaces the
+shared tables, so each test puts back what was there before it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from tortoise.models import Model
+
+from bff.cache import Cache
+from bff.documents import operations
+from bff.ids import encode_id
+from bff.models.analytics import TrackedEvent
+from bff.models.catalog import Category, Product
+from bff.models.member import Member
+from bff.models.order import PAID, Order, OrderLine
+from bff.models.recommendation import MemberRecommendation, PopularProduct, ProductNeighbor
+from bff.services.reco_refresh import refresh_recommendations
+from tests.support.api import Api
+from tests.support.sql_counter import count_sql
+
+TABLES: tuple[type[Model], ...] = (ProductNeighbor, MemberRecommendation, PopularProduct)
+
+PAGE = """
+query Page($first: Int, $after: String) {
+  recommendedProducts(first: $first, after: $after) {
+    edges { cursor node { id inStock } }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+}
+"""
+
+LIST_WITH_RELATED = """
+query ListWithRelated($first: Int) {
+  products(first: $first, sort: SALES) { edges { node { id relatedProducts(first: 3) { id } } } }
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+async def keep_reco_tables(seeded: str) -> AsyncIterator[None]:
+    saved = {model: await model.all().values() for model in TABLES}
+    yield
+    for model, rows in saved.items():
+        await model.all().delete()
+        await model.bulk_create([model(**row) for row in rows], batch_size=1000)
+
+
+@dataclass
+class Shop:
+    """A category where `x` is often viewed with n1 (6 visitors), n2 and j (4 each) and `gone` (sold out)."""
+
+    x: int
+    n1: int
+    n2: int
+    j: int
+    gone: int
+    extras: list[int]  # best sellers of the category nobody viewed, by sales
+
+
+def gid(pk: int) -> str:
+    return encode_id("Product", pk)
+
+
+async def product(leaf: Category, *, in_stock: bool = True, sales: int = 0) -> int:
+    tag = uuid.uuid4().hex[:10]
+    row = await Product.create(
+        spu_code=f"R-{tag}",
+        title=f"推荐商品 {tag}",
+        category_id=leaf.id,
+        images=[f"https://img.example.com/{tag}.jpg"],
+        price_fen=1990,
+        in_stock=in_stock,
+        sales_count=sales,
+    )
+    return row.id
+
+
+async def view(product_id: int, *, member: int | None = None, device: str = "") -> None:
+    at = datetime.now(UTC) - timedelta(hours=3)
+    await TrackedEvent.create(
+        client_event_id=uuid.uuid4().hex,
+        anonymous_id=device or uuid.uuid4().hex,
+        member_id=member,
+        type="page_view",
+        product_id=product_id,
+        occurred_at=at,
+        received_at=at,
+        day=at.date(),
+    )
+
+
+async def crowd(size: int, *products: int) -> None:
+    for _ in range(size):
+        device = uuid.uuid4().hex
+        for pid in products:
+            await view(pid, device=device)
+
+
+async def purchase(member: int, product_id: int, paid_at: datetime | None = None) -> None:
+    order = await Order.create(
+        order_no=uuid.uuid4().hex[:24], member_id=member, status=PAID, paid_at=paid_at or datetime.now(UTC)
+    )
+    await OrderLine.create(
+        order=order,
+        sku_id=0,
+        product_id=product_id,
+        product_title="x",
+        quantity=1,
+        unit_price_fen=100,
+        line_total_fen=100,
+    )
+
+
+async def build_shop() -> Shop:
+    tag = uuid.uuid4().hex[:10]
+    top = await Category.create(code=f"reco-{tag}", name=f"推荐 {tag}")
+    leaf = await Category.create(code=f"reco-{tag}-leaf", name=f"推荐子类 {tag}", parent_id=top.id)
+    x, n1, n2, j = [await product(leaf) for _ in range(4)]
+    gone = await product(leaf, in_stock=False)
+    extras = [await product(leaf, sales=s) for s in (30, 20, 10)]
+    await crowd(4, x, n1, n2, j, gone)
+    await crowd(2, x, n1)
+    return Shop(x, n1, n2, j, gone, extras)
+
+
+async def member_of(api: Api) -> tuple[str, int]:
+    name = f"r{uuid.uuid4().hex[:12]}"
+    token = await api.login(name)
+    member = await Member.get(openid=f"o_{name}")
+    return token, member.id
+
+
+def home_ids(data: dict[str, Any]) -> list[str]:
+    return [e["node"]["id"] for e in data["recommendedProducts"]["edges"]]
+
+
+async def test_a_member_sees_the_neighbours_of_what_they_viewed_minus_sold_out_and_just_bought(
+    api: Api,
+) -> None:
+    shop = await build_shop()
+    token, member = await member_of(api)
+    await view(shop.x, member=member)
+    await purchase(member, shop.j, datetime.now(UTC) - timedelta(days=2))
+    await refresh_recommendations()
+
+    ids = home_ids(await api.op("Home", {"recommendFirst": 20}, token=token))
+    # x itself may lead: it is a neighbour of j, which they bought.
+    assert {gid(shop.n1), gid(shop.n2)} <= set(ids[:3])
+    assert gid(shop.gone) not in ids and gid(shop.j) not in ids
+
+    # Served live: sold out or bought since the refresh, gone at once.
+    await Product.filter(id=shop.n1).update(in_stock=False)
+    await purchase(member, shop.n2)
+    ids = home_ids(await api.op("Home", {"recommendFirst": 100}, token=token))
+    assert gid(shop.n1) not in ids and gid(shop.n2) not in ids
+    assert len(ids) == len(set(ids)) == 100
+
+
+async def test_anonymous_visitors_get_the_popular_list(api: Api) -> None:
+    await build_shop()
+    await refresh_recommendations()
+    popular = [row.product_id for row in await PopularProduct.all().order_by("rank").limit(150)]
+    live = {p.id for p in await Product.filter(id__in=popular, on_shelf=True, in_stock=True)}
+    expected = [gid(pid) for pid in popular if pid in live][:20]
+    data = await api.op("Home")
+    assert home_ids(data) == expected
+    assert data["recommendedProducts"]["pageInfo"]["hasNextPage"] is True
+
+
+async def test_before_any_refresh_best_sellers_stand_in(api: Api, alice: str) -> None:
+    for model in TABLES:
+        await model.all().delete()
+    best = await Product.filter(on_shelf=True, in_stock=True).order_by("-sales_count", "id").limit(20)
+    data = await api.op("Home", {"recommendFirst": 20})
+    assert home_ids(data) == [gid(p.id) for p in best]
+    assert len(home_ids(await api.op("Home", {"recommendFirst": 20}, token=alice))) == 20
+
+
+async def test_paging_walks_the_whole_list_once(api: Api) -> None:
+    shop = await build_shop()
+    token, member = await member_of(api)
+    await view(shop.x, member=member)
+    await refresh_recommendations()
+
+    seen: list[str] = []
+    after: str | None = None
+    total = None
+    for _ in range(100):
+        response = await api.post(PAGE, {"first": 40, "after": after}, token=token)
+        page = response.json()["data"]["recommendedProducts"]
+        seen += [e["node"]["id"] for e in page["edges"]]
+        assert all(e["node"]["inStock"] for e in page["edges"])
+        total = page["totalCount"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == total
+    # Their picks first, then the popular list without them.
+    picks = [row.product_id for row in await MemberRecommendation.filter(member_id=member).order_by("rank")]
+    assert seen[0] == gid(shop.n1)
+    assert seen[: len(picks)] == [gid(p) for p in picks]
+
+    bad = await api.post(PAGE, {"first": 5, "after": encode_id("Product", 1)}, token=token)
+    assert bad.json()["errors"]
+
+
+async def test_related_products_are_neighbours_then_best_sellers_of_the_category(api: Api) -> None:
+    shop = await build_shop()
+    token, member = await member_of(api)
+    await purchase(member, shop.j, datetime.now(UTC) - timedelta(days=1))
+    await refresh_recommendations()
+
+    related = (await api.op("ProductDetail", {"id": gid(shop.x)}))["product"]["relatedProducts"]
+    assert [r["id"] for r in related] == [gid(p) for p in (shop.n1, shop.n2, shop.j, *shop.extras)]
+    mine = (await api.op("ProductDetail", {"id": gid(shop.x)}, token=token))["product"]["relatedProducts"]
+    assert [r["id"] for r in mine] == [gid(p) for p in (shop.n1, shop.n2, *shop.extras)]
+    # No neighbours at all: the category's best sellers.
+    lonely = (await api.op("ProductDetail", {"id": gid(shop.extras[2])}))["product"]["relatedProducts"]
+    assert [r["id"] for r in lonely][:2] == [gid(shop.extras[0]), gid(shop.extras[1])]
+
+
+async def _statements(
+    api: Api, cache: Cache, query: str, variables: dict[str, Any], token: str | None
+) -> int:
+    await cache.clear()
+    with count_sql() as counter:
+        response = await api.post(query, variables, token=token)
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    return counter.count
+
+
+async def test_screens_cost_the_same_whatever_the_page_size(api: Api, cache: Cache) -> None:
+    shop = await build_shop()
+    token, member = await member_of(api)
+    await view(shop.x, member=member)
+    await refresh_recommendations()
+    home = operations()["Home"]
+    for viewer in (None, token):
+        small = await _statements(api, cache, home, {"recommendFirst": 20}, viewer)
+        large = await _statements(api, cache, home, {"recommendFirst": 100}, viewer)
+        assert small == large
+
+    detail = operations()["ProductDetail"]
+    counts = {
+        await _statements(api, cache, detail, {"id": gid(pid)}, token) for pid in (shop.x, shop.extras[2])
+    }
+    assert len(counts) == 1  # with neighbours or without
+
+    few = await _statements(api, cache, LIST_WITH_RELATED, {"first": 2}, token)
+    many = await _statements(api, cache, LIST_WITH_RELATED, {"first": 30}, token)
+    assert few == many
