@@ -202,6 +202,9 @@ async def _preferred_categories(
     return preferred
 
 
+_REFRESH_LOCK = 0x7265636F  # "reco": the advisory lock id of table replacement
+
+
 async def _replace(result: Recommendations) -> None:
     neighbours = [
         ProductNeighbor(product_id=pid, neighbor_id=n.product_id, score=n.score, rank=rank)
@@ -219,7 +222,11 @@ async def _replace(result: Recommendations) -> None:
         PopularProduct(product_id=p.product_id, score=p.score, rank=rank)
         for rank, p in enumerate(result.popular, start=1)
     ]
-    async with in_transaction():
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            # Two refreshes at once (two workers, or two periods in one batch) would each delete what
+            # they can see and insert the same keys: take turns. SQLite serialises writers itself.
+            await connection.execute_query(f"SELECT pg_advisory_xact_lock({_REFRESH_LOCK})")
         await ProductNeighbor.all().delete()
         await MemberRecommendation.all().delete()
         await PopularProduct.all().delete()
