@@ -15,6 +15,7 @@ import asyncpg  # type: ignore[import-untyped]
 from bff.ids import decode_id, encode_id
 from bff.pagination import encode_cursor
 from bff.services.money import format_fen, member_price
+from bff.services.recommendations import BOUGHT_RECENTLY
 from bff.services.search import _matches_prefix, normalise_keyword
 from bff.services.search_index import TOKEN_MAX_LENGTH, keyword_terms
 from bff.services.shop_time import shop_today
@@ -164,11 +165,7 @@ async def home(db: Db, member_id: int | None, variables: Json) -> Json:
             "endsAt": _iso(sale["ends_at"]),
             "items": {"edges": [{"node": _flash_item(i)} for i in items]},
         }
-    recommended = await db.rows(
-        f"SELECT {_PRODUCT}, p.tags, p.category_id FROM product p WHERE p.on_shelf AND p.in_stock"
-        " ORDER BY p.sales_count DESC, p.id LIMIT $1",
-        first + 1,
-    )
+    recommended = await _recommended(db, member_id, first, now)
     page = recommended[:first]
     return {
         "viewer": viewer_json,
@@ -201,10 +198,45 @@ async def home(db: Db, member_id: int | None, variables: Json) -> Json:
             ],
             "pageInfo": {
                 "hasNextPage": len(recommended) > first,
-                "endCursor": encode_cursor([page[-1]["sales_count"], page[-1]["id"]]) if page else None,
+                "endCursor": encode_cursor([page[-1]["tier"], page[-1]["pos"], page[-1]["id"]])
+                if page
+                else None,
             },
         },
     }
+
+
+_RECO_PRODUCT = f"{_PRODUCT}, p.tags, p.category_id"
+_NOT_BOUGHT = (
+    " AND NOT EXISTS (SELECT 1 FROM order_line l JOIN orders o ON o.id = l.order_id"
+    " WHERE o.member_id = $2 AND o.paid_at >= $3 AND l.product_id = p.id)"
+)
+
+
+async def _recommended(db: Db, member_id: int | None, first: int, now: datetime) -> list[asyncpg.Record]:
+    """recommendedProducts' first page and one row more: picks, popular; best sellers before any refresh."""
+    since = now - BOUGHT_RECENTLY
+    args: tuple[Any, ...] = (first + 1,) if member_id is None else (first + 1, member_id, since)
+    not_bought = _NOT_BOUGHT if member_id is not None else ""
+    listed_sql = popular = (
+        f"SELECT 1 AS tier, q.rank AS pos, {_RECO_PRODUCT} FROM reco_popular_product q"
+        f" JOIN product p ON p.id = q.product_id WHERE p.on_shelf AND p.in_stock{not_bought}"
+    )
+    if member_id is not None:
+        listed_sql = (
+            f"SELECT 0 AS tier, r.rank AS pos, {_RECO_PRODUCT} FROM reco_member_product r"
+            " JOIN product p ON p.id = r.product_id WHERE r.member_id = $2 AND p.on_shelf AND p.in_stock"
+            f"{not_bought} UNION ALL {popular} AND NOT EXISTS (SELECT 1 FROM reco_member_product r2"
+            " WHERE r2.member_id = $2 AND r2.product_id = q.product_id)"
+        )
+    listed = await db.rows(f"SELECT t.* FROM ({listed_sql}) t ORDER BY t.tier, t.pos, t.id LIMIT $1", *args)
+    if listed:
+        return listed
+    return await db.rows(
+        f"SELECT 2 AS tier, -p.sales_count AS pos, {_RECO_PRODUCT} FROM product p"
+        f" WHERE p.on_shelf AND p.in_stock{not_bought} ORDER BY p.sales_count DESC, p.id DESC LIMIT $1",
+        *args,
+    )
 
 
 def _flash_item(row: asyncpg.Record) -> Json:

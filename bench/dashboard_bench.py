@@ -43,6 +43,7 @@ from bff.seed import seed_demo
 from bff.seed.writer import BulkWriter
 from bff.services.rollups import rebuild_days
 from bff.services.shop_time import SHOP_TZ
+from bff.services.tracking import EVENT_COLUMNS
 from bff.settings import load_settings
 
 DAYS = 30
@@ -50,22 +51,7 @@ MEMBERS = 20_000
 DEVICES = 60_000
 ORDERS = 30_000
 CHUNK = 100_000
-_EVENT_COLUMNS = (
-    "id",
-    "client_event_id",
-    "anonymous_id",
-    "member_id",
-    "session_id",
-    "type",
-    "page",
-    "product_id",
-    "keyword",
-    "result_count",
-    "properties",
-    "occurred_at",
-    "received_at",
-    "day",
-)
+_EVENT_COLUMNS = ("id", *EVENT_COLUMNS)
 _KEYWORDS = [f"关键词{n}" for n in range(400)]
 
 

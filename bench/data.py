@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 from bff.auth import Principal, Role, issue_token
 from bff.settings import load_settings
 
+ROOT = Path(__file__).resolve().parent.parent
 BENCH_MEMBER = "o_alice"  # the demo member whose cart holds a sold-out and an off-shelf line
 CART_LINES = 10
 ORDERS = 12  # more than the order list's first page of 10
@@ -49,54 +52,95 @@ async def _recreate(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-async def _product_count(url: str) -> int | None:
+SEED_FORMAT = 1  # bump when the bench's seeded data must change for reasons the hashes below miss
+SEED_MAX_AGE = timedelta(hours=12)  # the demo seed dates campaigns and group-buy teams from "now"
+_FINGERPRINT = re.compile(r"^bff-bench (?P<identity>.+) head=(?P<head>\S+) at=(?P<at>\S+)$")
+
+
+def seed_identity(products: int) -> str:
+    """What the seeded rows depend on: format, catalog size and the seed code's content hash."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted((ROOT / "bff" / "seed").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"v{SEED_FORMAT} products={products} seed={digest.hexdigest()[:12]}"
+
+
+def migration_head() -> str:
+    """The newest migration's module name: a database at this head needs no `bff migrate`."""
+    return max(p.stem for p in (ROOT / "bff" / "migrations").glob("[0-9]*.py"))
+
+
+async def _fingerprint(admin_url: str, name: str) -> re.Match[str] | None:
+    conn = await asyncpg.connect(admin_url)
     try:
-        conn = await asyncpg.connect(url)
-    except (asyncpg.InvalidCatalogNameError, OSError):
-        return None
+        comment = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name
+        )
+    finally:
+        await conn.close()
+    return _FINGERPRINT.match(comment or "")
+
+
+async def _stamp(admin_url: str, name: str, identity: str, at: datetime) -> None:
+    conn = await asyncpg.connect(admin_url)
     try:
-        return int(await conn.fetchval("SELECT COUNT(*) FROM product"))
-    except asyncpg.UndefinedTableError:
-        return None
+        text = f"bff-bench {identity} head={migration_head()} at={at.isoformat(timespec='seconds')}"
+        await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{text}'")
     finally:
         await conn.close()
 
 
-async def seed(admin_url: str, name: str, products: int, log: Path, reuse: bool) -> str:
-    """A database `name` holding the demo seed with `products` products; returns its URL."""
-    url = database_url(admin_url, name)
-    steps = [["migrate"], ["seed", "--demo", "--products", str(products)]]
-    if reuse and await _product_count(url) == products:
-        steps = steps[:1]  # the schema may have moved on since it was seeded
-    else:
-        await _recreate(admin_url, name)
+async def _bff(url: str, args: list[str], log: Path, name: str) -> None:
     env = {**os.environ, "DATABASE_URL": url}
-    bff = [sys.executable, "-m", "bff.cli"]
-    with log.open("ab") as out:
-        for args in steps:
-            process = await asyncio.create_subprocess_exec(*bff, *args, env=env, stdout=out, stderr=out)
-            if await process.wait() != 0:
-                raise RuntimeError(f"bff {' '.join(args)} failed on {name}: see {log}")
-    return url
-
-
-async def migrated(admin_url: str, name: str, log: Path) -> str:
-    """A fresh, migrated, empty database `name` (for the benchmarks that bring their own data)."""
-    url = database_url(admin_url, name)
-    await _recreate(admin_url, name)
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bff.cli",
-            "migrate",
-            env={**os.environ, "DATABASE_URL": url},
-            stdout=out,
-            stderr=out,
+            sys.executable, "-m", "bff.cli", *args, env=env, stdout=out, stderr=out
         )
         if await process.wait() != 0:
-            raise RuntimeError(f"bff migrate failed on {name}: see {log}")
-    return url
+            raise RuntimeError(f"bff {' '.join(args)} failed on {name}: see {log}")
+
+
+async def ensure(
+    admin_url: str, name: str, identity: str, log: Path, fresh: bool, seed_args: list[str]
+) -> str:
+    """Database `name` seeded as `identity` says, reused when its fingerprint matches.
+
+    Returns "reused", "migrated" (same seed, newer migrations applied) or "seeded".
+    """
+    url = database_url(admin_url, name)
+    found = None if fresh else await _fingerprint(admin_url, name)
+    now = datetime.now(UTC)
+    if (
+        found is not None
+        and found["identity"] == identity
+        and now - datetime.fromisoformat(found["at"]) < SEED_MAX_AGE
+    ):
+        if found["head"] == migration_head():
+            return "reused"
+        # Same seed, newer schema: migrate it as production would rather than seed again.
+        await _bff(url, ["migrate"], log, name)
+        await _stamp(admin_url, name, identity, datetime.fromisoformat(found["at"]))
+        return "migrated"
+    await _recreate(admin_url, name)
+    await _bff(url, ["migrate"], log, name)
+    if seed_args:
+        await _bff(url, seed_args, log, name)
+    await _stamp(admin_url, name, identity, now)
+    return "seeded"
+
+
+async def seed(admin_url: str, name: str, products: int, log: Path, fresh: bool) -> tuple[str, str]:
+    """A database `name` holding the demo seed with `products` products: its URL and what was done."""
+    outcome = await ensure(
+        admin_url, name, seed_identity(products), log, fresh, ["seed", "--demo", "--products", str(products)]
+    )
+    return database_url(admin_url, name), outcome
+
+
+async def migrated(admin_url: str, name: str, log: Path, fresh: bool = False) -> str:
+    """A migrated database `name` for the benchmarks that bring their own data (kept between runs)."""
+    await ensure(admin_url, name, f"v{SEED_FORMAT} aux", log, fresh, [])
+    return database_url(admin_url, name)
 
 
 async def copy_rows(

@@ -12,11 +12,17 @@ from typing import Any
 
 import orjson
 
-# Module, what it measures, and the seconds it may take before it is stopped.
-OTHERS = (
-    ("ingest_rate", "event ingestion rate", 150.0),
-    ("dashboard_bench", "dashboard on 1M events", 150.0),
-    ("reco_eval", "recommendation hit rate", 120.0),
+# Module, what it measures, its arguments, and the seconds it may take before it is stopped.
+OTHERS: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
+    # Two workers as production would run them, and enough clients to keep both busy.
+    (
+        "ingest_rate",
+        "event ingestion rate",
+        ("--workers", "2", "--concurrency", "8", "--seconds", "5"),
+        90.0,
+    ),
+    ("dashboard_bench", "dashboard on 1M events", ("--runs", "3"), 150.0),
+    ("reco_eval", "recommendation hit rate", ("--no-write",), 120.0),
 )
 
 
@@ -33,11 +39,16 @@ def _last_json(text: str) -> Any:
 
 
 async def run_others(
-    root: Path, logs: Path, note: Callable[[str], None], env: dict[str, str]
+    root: Path,
+    logs: Path,
+    note: Callable[[str], None],
+    env: dict[str, str],
+    phase: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Each present script's JSON (or why there is none), with its run time."""
     found: dict[str, Any] = {}
-    for module, label, budget in OTHERS:
+    for module, label, args, budget in OTHERS:
+        phase(module)
         if not (root / "bench" / f"{module}.py").exists():
             found[module] = {"label": label, "skipped": f"bench/{module}.py is not there yet"}
             continue
@@ -46,6 +57,7 @@ async def run_others(
             sys.executable,
             "-m",
             f"bench.{module}",
+            *args,
             cwd=root,
             env={**os.environ, **env},
             stdout=asyncio.subprocess.PIPE,

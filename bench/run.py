@@ -1,6 +1,9 @@
 """`make bench`: seed, serve every variant pinned the same way, load each screen, write RESULTS.md.
 
-    python -m bench.run [--seconds 4] [--reuse-data] [--products 100000]
+    python -m bench.run [--seconds 4] [--latency-seconds 3] [--fresh] [--products 100000]
+
+The seeded databases are kept between runs and reused while their fingerprint (seed format, product
+count, seed code hash, age; the migration head is applied on top) matches; `--fresh` seeds again.
 
 Variants: B0 precomputed bytes, B1 asyncpg + hand-written SQL, G0 the BFF naive (BFF_NAIVE=1),
 G1 the BFF as shipped, G2 the BFF with its response cache (BFF_RESPONSE_CACHE=1).
@@ -23,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import flash, report
+from bench import erp, flash, report
 from bench.data import Fixtures, git_commit, migrated, prepare, seed
 from bench.loadgen import LoadResult, hey, missing_tools, wrk
 from bench.others import run_others
@@ -36,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LATENCY_FRACTION = 0.5  # latency is measured at this fraction of B1's max throughput, per screen
 LATENCY_WORKERS = 4
 MAX_CONNECTIONS = 16
+FLASH_WORKERS = 2  # the flash sale is served as production would: one worker per core
+ORDER_CONNECTIONS = 4  # placeOrder under the ERP target: a few shoppers checking out at once
 ORDER = ("B1", "G1", "B0", "G0", "G2")
 
 
@@ -102,15 +107,32 @@ class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.seconds: float = args.seconds
+        self.latency_seconds: float = args.latency_seconds
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.results: dict[str, Any] = {"variants": {}, "screens": {}, "load": {}, "latency": {}, "probe": {}}
+        self.results: dict[str, Any] = {
+            "variants": {},
+            "screens": {},
+            "load": {},
+            "latency": {},
+            "probe": {},
+            "phases": {},
+            "settings": {"seconds": args.seconds, "latency_seconds": args.latency_seconds},
+        }
+        self._phase: tuple[str, float] | None = None
         self.probes: dict[tuple[str, str], Probe] = {}
 
     def note(self, message: str) -> None:
         elapsed = time.monotonic() - self.started
         print(f"[{elapsed:6.1f}s] {message}", flush=True)
+
+    def phase(self, name: str) -> None:
+        """Close the running phase (its seconds go to results.json and RESULTS.md) and start `name`."""
+        now = time.monotonic()
+        if self._phase is not None:
+            self.results["phases"][self._phase[0]] = round(now - self._phase[1], 1)
+        self._phase = (name, now) if name else None
 
     def body_file(self, screen: Screen) -> Path:
         path = self.workdir / f"{screen.key}.json"
@@ -118,15 +140,13 @@ class Bench:
         return path
 
     async def max_throughput(self, url: str, screen: Screen, token: str) -> LoadResult:
+        """wrk at full speed; the caller has warmed the screen up (a probe's sequential requests)."""
         args = [str(self.body_file(screen)), token if screen.member else ""]
-        await wrk(
-            url, "post.lua", args, 1, MAX_CONNECTIONS
-        )  # warm-up: pools, caches, JIT-free but lazy paths
         return await wrk(url, "post.lua", args, self.seconds, MAX_CONNECTIONS)
 
     async def latency(self, url: str, screen: Screen, token: str, rate: float) -> LoadResult:
         return await hey(
-            url, self.body_file(screen), screen.headers(token), rate, self.seconds, LATENCY_WORKERS
+            url, self.body_file(screen), screen.headers(token), rate, self.latency_seconds, LATENCY_WORKERS
         )
 
     async def measure(self, variant: Variant, url: str, fixtures: Fixtures, redis: str) -> None:
@@ -160,12 +180,16 @@ class Bench:
                 "BENCH_DATABASE_URL must be a PostgreSQL URL"
                 " (the bench creates bff_bench, bff_bench_small and bff_bench_aux)"
             )
-        self.note(f"seeding {self.args.products} and 1000 products (logs in {self.logs})")
-        big, small = await asyncio.gather(
-            seed(admin, "bff_bench", self.args.products, self.logs / "seed.log", self.args.reuse_data),
-            seed(admin, "bff_bench_small", 1000, self.logs / "seed_small.log", self.args.reuse_data),
+        self.note(f"databases of {self.args.products} and 1000 products (logs in {self.logs})")
+        self.phase("data")
+        (big, big_done), (small, small_done) = await asyncio.gather(
+            seed(admin, "bff_bench", self.args.products, self.logs / "seed.log", self.args.fresh),
+            seed(admin, "bff_bench_small", 1000, self.logs / "seed_small.log", self.args.fresh),
         )
+        self.results["data"] = {"bff_bench": big_done, "bff_bench_small": small_done}
+        self.note(f"databases: {self.results['data']}")
         fixtures, small_fixtures = await prepare(big), await prepare(small)
+        self.fixtures_db = big
         small_fixtures = Fixtures(**{**small_fixtures.__dict__, "keyword": fixtures.keyword})
         self.fixtures, self.small_fixtures = fixtures, small_fixtures
         self.results["fixtures"] = {
@@ -178,6 +202,7 @@ class Bench:
             variants = _variants(sys.executable, big, redis, sims, b0_responses)
             self.results["variants"] = {k: v.description for k, v in variants.items()}
             for key in ORDER:
+                self.phase(f"screens {key}")
                 if key == "B0":
                     pairs = [
                         (s.body().decode(), self.probes[("G1", s.key)].body.decode())
@@ -193,14 +218,18 @@ class Bench:
                     if key == "B1":
                         await self.b1_sql(url, fixtures)
             self.compare()
+            self.phase("SQL counts")
             await self.sql_counts(variants, big, small)
-            await self.growth(variants["G1"], small, small_fixtures, redis)
+            self.phase("growth")
+            await self.growth(variants["G1"], big, small)
+            self.phase("flash sale")
             await self.flash_sale(variants["G1"], big)
             self.note("other benchmarks")
-            aux = await migrated(admin, "bff_bench_aux", self.logs / "aux.log")
+            aux = await migrated(admin, "bff_bench_aux", self.logs / "aux.log", self.args.fresh)
             self.results["others"] = await run_others(
-                ROOT, self.logs, self.note, {"DATABASE_URL": aux, "REDIS_URL": redis}
+                ROOT, self.logs, self.note, {"DATABASE_URL": aux, "REDIS_URL": redis}, self.phase
             )
+        self.phase("")
         self.results["elapsed"] = time.monotonic() - self.started
         (ROOT / "bench" / "results.json").write_bytes(orjson.dumps(self.results, option=orjson.OPT_INDENT_2))
         report.write(ROOT / "bench", self.results, self.meta())
@@ -239,26 +268,46 @@ class Bench:
         self.note(f"G2 product misses: {load.rps:.0f} req/s, X-Cache {load.counters} ({detail.label})")
 
     async def erp_target(self, url: str, fixtures: Fixtures, sims: Simulators) -> None:
-        """Product detail and checkout preview p99 with a healthy ERP, then with one answering in 2 s."""
-        targets = [next(s for s in screens(fixtures) if s.key == "product"), checkout_preview(fixtures)]
-        found = await probe(url, targets[1], fixtures.token, None, 2)
+        """Product detail, checkout preview and placeOrder p99 with a healthy ERP, then one answering in 2 s.
+
+        Product detail and the preview run at half G1's max; placeOrder (a fresh
+        idempotency key each time, BUY_NOW of one unit by a member of its own) at about half its max.
+        """
+        self.phase("ERP target")
+        product = next(s for s in screens(fixtures) if s.key == "product")
+        preview = checkout_preview(fixtures)
+        found = await probe(url, preview, fixtures.token, None, 3)
         if found.error:
             self.note(f"checkout preview: {found.error}")
-        rates = {}
-        for screen in targets:
-            rates[screen.key] = (
-                LATENCY_FRACTION * (await self.max_throughput(url, screen, fixtures.token)).rps
-            )
-        erp: dict[str, Any] = {}
+        rates = {
+            # Half of G1's own max (not B1's): a rate G1 sustains, so the p99 shows the ERP, not a queue.
+            product.key: LATENCY_FRACTION * self.results["load"][f"G1/{product.key}"]["rps"],
+            preview.key: LATENCY_FRACTION * (await self.max_throughput(url, preview, fixtures.token)).rps,
+        }
+        order_body, order_token = await erp.prepare(self.fixtures_db, sims.erp, self.workdir)
+        run_key = uuid.uuid4().hex[:8]
+
+        async def place_orders(label: str, pause_ms: float, seconds: float) -> LoadResult:
+            args = [str(order_body), order_token, f"{run_key}{label}", f"{pause_ms:.0f}"]
+            return await wrk(url, "order.lua", args, seconds, ORDER_CONNECTIONS)
+
+        await place_orders("w", 0, 1)  # warm-up: the order path's first statements and connections
+        order_max = await place_orders("m", 0, self.seconds)
+        # A pause of one service time per request halves each connection's rate.
+        pause = 1000 * ORDER_CONNECTIONS / max(order_max.rps, 1)
+        rates["place_order"] = order_max.rps / 2
+        erp_results: dict[str, Any] = {"place_order_max": order_max.__dict__}
         async with httpx.AsyncClient(trust_env=False) as client:
             for label, latency in (("healthy", 0.0), ("slow", 2.0)):
                 await client.post(f"{sims.erp}/_sim/config", json={"latency": latency})
-                for screen in targets:
+                for screen in (product, preview):
                     lat = await self.latency(url, screen, fixtures.token, rates[screen.key])
-                    erp[f"{label}/{screen.key}"] = {**lat.__dict__, "target_rate": rates[screen.key]}
+                    erp_results[f"{label}/{screen.key}"] = {**lat.__dict__, "target_rate": rates[screen.key]}
+                lat = await place_orders(label[0], pause, self.seconds)
+                erp_results[f"{label}/place_order"] = {**lat.__dict__, "target_rate": rates["place_order"]}
             await client.post(f"{sims.erp}/_sim/config", json={"latency": 0.0})
-        self.results["erp"] = erp
-        self.note(f"ERP target: { {k: v['p99'] for k, v in erp.items()} }")
+        self.results["erp"] = erp_results
+        self.note(f"ERP target p99: { {k: v['p99'] for k, v in erp_results.items()} }")
 
     async def sql_counts(self, variants: dict[str, Variant], big: str, small: str) -> None:
         """Statements per request of the G variants, in-process from Tortoise's statement log."""
@@ -269,13 +318,22 @@ class Bench:
             ("G2", big, self.fixtures),
             ("G1small", small, self.small_fixtures),
         ]
-        for key, db, fixtures in plan:
+
+        async def count(key: str, db: str, fixtures: Fixtures, redis_db: int) -> None:
             variant = variants[key.removesuffix("small")]
             requests = [(s.key, s.body().decode(), s.headers(fixtures.token)) for s in screens(fixtures)]
             path = self.workdir / f"sql_{key}.json"
             path.write_bytes(orjson.dumps(requests))
             prefix = f"bench-sql-{uuid.uuid4().hex[:6]}:"  # cold means cold: a cache namespace of its own
-            env = {**os.environ, **variant.env, "DATABASE_URL": db, "CACHE_PREFIX": prefix}
+            # A Redis database of its own too: the processes run at once and must not warm each other.
+            redis = variant.env["REDIS_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
+            env = {
+                **os.environ,
+                **variant.env,
+                "DATABASE_URL": db,
+                "CACHE_PREFIX": prefix,
+                "REDIS_URL": redis,
+            }
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -288,9 +346,13 @@ class Bench:
             out, err = await process.communicate()
             if process.returncode != 0:
                 self.note(f"SQL count of {key} failed: {err.decode()[-1500:]}")
-                continue
+                return
             counts[key] = orjson.loads(out.splitlines()[-1])
-        self.results["sql"] = counts
+
+        # Statement counts do not depend on speed, so the four counting processes may share the CPUs.
+        await asyncio.gather(*(count(*item, index + 1) for index, item in enumerate(plan)))
+        order = ["B1", *(key for key, _, _ in plan)]
+        self.results["sql"] = {k: counts[k] for k in order if k in counts}
         self.note(
             f"SQL per request (warm): { {k: {s: v[1] for s, v in c.items()} for k, c in counts.items()} }"
         )
@@ -308,35 +370,43 @@ class Bench:
                 found[screen.key] = [(after - before) / 3, (after - before) / 3]
         self.results.setdefault("sql", {})["B1"] = found
 
-    async def growth(self, variant: Variant, small: str, fixtures: Fixtures, redis: str) -> None:
-        """Category and search p99 on 1,000 products at the same request rate as on 100,000."""
-        variant = Variant(
-            "G1small", variant.description, variant.command, {**variant.env, "DATABASE_URL": small}
-        )
+    async def growth(self, variant: Variant, big: str, small: str) -> None:
+        """Category and search p99 on 1,000 and on 100,000 products at one rate both sustain.
+
+        The rate is half of G1's max on 100,000 products, so the p99 shows each query's cost rather
+        than a queue; both sizes are measured here, one after the other, with the same settings.
+        """
         growth: dict[str, Any] = {}
-        async with serve(variant, free_port(), self.logs) as url:
-            for screen in screens(fixtures):
-                if screen.key not in ("category_20", "search"):
-                    continue
-                await self.max_throughput(url, screen, fixtures.token)
-                rate = self.results["latency"][f"G1/{screen.key}"]["target_rate"]
-                growth[screen.key] = {
-                    **(await self.latency(url, screen, fixtures.token, rate)).__dict__,
-                    "target_rate": rate,
-                }
+        for size, db, fixtures in (("small", small, self.small_fixtures), ("big", big, self.fixtures)):
+            served = Variant(
+                f"G1{size}", variant.description, variant.command, {**variant.env, "DATABASE_URL": db}
+            )
+            async with serve(served, free_port(), self.logs) as url:
+                for screen in screens(fixtures):
+                    if screen.key not in ("category_20", "search"):
+                        continue
+                    await probe(url, screen, fixtures.token, None, 5)  # warm-up
+                    rate = LATENCY_FRACTION * self.results["load"][f"G1/{screen.key}"]["rps"]
+                    found = await self.latency(url, screen, fixtures.token, rate)
+                    growth.setdefault(screen.key, {"target_rate": rate})[size] = found.__dict__
         self.results["growth"] = growth
-        self.note(f"1k-product p99: { {k: v['p99'] for k, v in growth.items()} }")
+        self.note(
+            "p99 1k → 100k products: "
+            f"{ {k: (v['small']['p99'], v['big']['p99']) for k, v in growth.items()} }"
+        )
 
     async def flash_sale(self, variant: Variant, db: str) -> None:
         """PlaceOrder attempts on a 100-unit flash sale from 300 members, then the oversell check."""
         item_id, bodies, tokens = await flash.prepare(db, self.workdir)
-        async with serve(
-            Variant("G1flash", variant.description, variant.command, variant.env), free_port(), self.logs
-        ) as url:
+        command = [*variant.command, "--workers", str(FLASH_WORKERS)]
+        # Several workers cannot share one pinned core: unpinned, as production would run them.
+        served = Variant("G1flash", variant.description, command, variant.env, cpu=None)
+        async with serve(served, free_port(), self.logs) as url:
             result = await flash.burst(url, db, item_id, bodies, tokens, self.seconds)
-        self.results["flash"] = {**result.__dict__, "oversold": result.oversold}
+        self.results["flash"] = {**result.__dict__, "oversold": result.oversold, "workers": FLASH_WORKERS}
         self.note(
-            f"flash sale: {result.attempts_per_second:.0f} attempts/s, sold {result.sold}/{result.stock}"
+            f"flash sale: {result.attempts_per_second:.0f} attempts/s, sold {result.sold}/{result.stock},"
+            f" {result.orders} orders, {result.rejected} rejected, {result.failures} failed"
         )
 
     def meta(self) -> dict[str, str]:
@@ -350,10 +420,17 @@ def main() -> None:
     """Parse the options and run the whole benchmark."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "4")))
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=float(os.environ.get("BENCH_LATENCY_SECONDS", "3")),
+        help="length of each paced latency run (hey)",
+    )
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument(
-        "--reuse-data", action="store_true", help="keep databases already seeded at this size"
+        "--fresh", action="store_true", help="seed the databases again even when their fingerprint matches"
     )
+    parser.add_argument("--reuse-data", action="store_true", help=argparse.SUPPRESS)  # now the default
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bff-bench-") as tmp:
         asyncio.run(_until_signalled(Bench(args, Path(tmp))))

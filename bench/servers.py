@@ -150,6 +150,7 @@ class Variant:
     description: str
     command: list[str]
     env: dict[str, str]
+    cpu: str | None = SERVER_CPU  # None: unpinned, e.g. several workers sharing the machine
 
 
 @asynccontextmanager
@@ -157,7 +158,7 @@ async def serve(variant: Variant, port: int, logs: Path) -> AsyncIterator[str]:
     """Run the variant pinned to the server core on `port`; yields its /graphql URL."""
     env = {**os.environ, **variant.env}
     command = [part.replace("{port}", str(port)) for part in variant.command]
-    process = await start(variant.key, pinned(command, SERVER_CPU), env, logs)
+    process = await start(variant.key, pinned(command, variant.cpu) if variant.cpu else command, env, logs)
     try:
         await wait_http(f"http://127.0.0.1:{port}/graphql", process)
         yield f"http://127.0.0.1:{port}/graphql"

@@ -7,6 +7,8 @@ import logging
 import math
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -24,8 +26,9 @@ from bff.context import Context, Services
 from bff.documents import operations
 from bff.graphiql import graphiql_html
 from bff.persisted_queries import Document, PersistedQueries, PersistedQueryError
-from bff.response_cache import Lookup, ResponseCache, invalidate_responses, shape_of
+from bff.response_cache import Lookup, ResponseCache, cacheable, invalidate_responses, shape_of
 from bff.sessions import authenticate
+from bff.verified_tokens import VerifiedTokens
 from loaders.registry import Loaders, UnbatchedLoaders
 
 log = logging.getLogger("bff.graphql")
@@ -33,6 +36,9 @@ log = logging.getLogger("bff.graphql")
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 MAX_BODY_BYTES = 1_000_000
+# Request bodies the response cache's fast path remembers, already parsed and resolved: small ones only.
+_KNOWN_BODY_BYTES = 16_384
+_KNOWN_BODIES = 1_024
 
 
 class RequestError(Exception):
@@ -45,6 +51,7 @@ class RequestError(Exception):
         self.headers = headers or {}
 
 
+@lru_cache(maxsize=256)  # clients send a handful of distinct Accept headers, on every request
 def negotiate(accept: str | None) -> str | None:
     """The response media type for an Accept header, or None when we can produce nothing it accepts."""
     if not accept or not accept.strip():
@@ -122,6 +129,27 @@ def _error_payload(message: str, code: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """What the response cache's fast path learned on a miss, so the full path does not redo it."""
+
+    document: Document | None = None
+    lookup: Lookup | None = None
+
+
+_NOTHING = _Probe()
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A request as the response cache sees it: its document, operation, variables and keys per scope."""
+
+    document: Document
+    operation_name: str | None
+    variables: dict[str, Any] | None  # only for the cache key: execution gets freshly parsed ones
+    keys: dict[str, str]
+
+
 class GraphQLEndpoint:
     """The /graphql route: parses the request, builds the context, executes, answers per the spec."""
 
@@ -131,6 +159,8 @@ class GraphQLEndpoint:
         self._services: Services | None = None
         self._documents: PersistedQueries | None = None
         self.responses: ResponseCache | None = None
+        self.tokens: VerifiedTokens | None = None
+        self._bodies: dict[bytes, _Known] = {}
         self.loaders_class: type[Loaders] = Loaders
         self.dumps: Callable[[Any], bytes] = orjson.dumps
         self.loads: Callable[[str | bytes], Any] = orjson.loads
@@ -142,6 +172,7 @@ class GraphQLEndpoint:
         self._documents = PersistedQueries(settings.persisted_queries, services.cache, operations().values())
         if settings.response_cache:
             self.responses = ResponseCache(services.cache, settings.response_cache_ttl)
+            self.tokens = VerifiedTokens(settings.signing_keys)
         if settings.naive:
             # Benchmark G0: what the shipped optimisations save (loader batching, orjson).
             self.loaders_class = UnbatchedLoaders
@@ -165,9 +196,15 @@ class GraphQLEndpoint:
                 return HTMLResponse(self.graphiql_html)
             if media_type is None:
                 raise RequestError(406, f"Accept {JSON} or {GRAPHQL_RESPONSE}")
+            probe = _NOTHING
+            if self.responses is not None:
+                cached = await self._cached(request, media_type)
+                if isinstance(cached, Response):
+                    return cached
+                probe = cached
             params = await self._params(request)
             principal = await self._principal(request)
-            document = await self.documents.resolve(params["query"], params["extensions"])
+            document = probe.document or await self.documents.resolve(params["query"], params["extensions"])
         except RequestError as exc:
             return _json_response(
                 {"errors": [{"message": exc.message}]}, exc.status, media_type or JSON, exc.headers
@@ -190,7 +227,59 @@ class GraphQLEndpoint:
                 media_type or JSON,
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        return await self._execute(request, params, document, principal, media_type)
+        return await self._execute(request, params, document, principal, media_type, probe.lookup)
+
+    async def _cached(self, request: Request, media_type: str) -> Response | _Probe:
+        """A HIT answered before authentication and before any GraphQL work, or what a miss learned.
+
+        Anonymous callers need nothing more than the entry; a member needs a token that verifies and
+        a current session version, read in the same round trip as the entry. Anything this path
+        cannot decide (operators, bad or revoked tokens, unknown documents, uncached levels) goes the
+        full way, which answers errors in the usual order. Hits skip the cost-based rate limit, as
+        they always did; misses are executed, so the request guard still applies to them.
+        """
+        assert self.responses is not None and self.tokens is not None
+        token = bearer_token(request.headers.get("authorization"))
+        member: Principal | None = None
+        if token is not None:
+            member = self.tokens.principal(token)
+            if member is None or member.role is not Role.MEMBER:
+                return _NOTHING
+        known = await self._known(request)
+        if known is None:
+            return _NOTHING
+        document = known.document
+        lookup = await self.responses.fast_lookup(
+            document.text, document.sha256, known.operation_name, known.variables, member, known.keys
+        )
+        if lookup is None or lookup.body is None:
+            return _Probe(document, lookup)
+        headers = self._headers(request, document, member, True, "HIT")
+        return _bytes_response(lookup.body, 200, media_type, headers)
+
+    async def _known(self, request: Request) -> _Known | None:
+        # Request errors raise here exactly as the full path would raise them (they come first there
+        # too); a document that cannot be resolved is left to the full path, which authenticates first.
+        body = b""
+        if request.method == "POST":
+            self._check_post(request)
+            body = await request.body()
+            known = self._bodies.get(body)
+            if known is not None:
+                return known  # the same bytes parse, validate and resolve the same way
+        params = await self._params(request)
+        try:
+            document = await self.documents.resolve(params["query"], params["extensions"])
+        except PersistedQueryError:
+            return None
+        known = _Known(document, params["operation_name"], params["variables"], {})
+        # A hash-only document depends on the shared store, not on the bytes: never remembered.
+        small = bool(body) and len(body) <= _KNOWN_BODY_BYTES
+        if small and params["extensions"] is None and cacheable(document.text, known.operation_name):
+            if len(self._bodies) >= _KNOWN_BODIES:
+                del self._bodies[next(iter(self._bodies))]
+            self._bodies[body] = known
+        return known
 
     def _wants_graphiql(self, request: Request) -> bool:
         accept = request.headers.get("accept", "")
@@ -210,12 +299,7 @@ class GraphQLEndpoint:
                 else:
                     raw.pop(key, None)
         else:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != JSON:
-                raise RequestError(415, f"POST /graphql takes Content-Type: {JSON}")
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-                raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+            self._check_post(request)
             body = await request.body()
             if len(body) > MAX_BODY_BYTES:
                 raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
@@ -245,6 +329,14 @@ class GraphQLEndpoint:
             "extensions": extensions,
         }
 
+    def _check_post(self, request: Request) -> None:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON:
+            raise RequestError(415, f"POST /graphql takes Content-Type: {JSON}")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+
     async def _principal(self, request: Request) -> Principal | None:
         # Signature, expiry and key id, then the member's session version (bff/sessions.py).
         return await authenticate(bearer_token(request.headers.get("authorization")), self.services)
@@ -256,10 +348,10 @@ class GraphQLEndpoint:
         document: Document,
         principal: Principal | None,
         media_type: str,
+        lookup: Lookup | None = None,
     ) -> Response:
         settings = self.services.settings
-        lookup: Lookup | None = None
-        if self.responses is not None:
+        if self.responses is not None and lookup is None:
             lookup = await self.responses.lookup(
                 document.text, document.sha256, params["operation_name"], params["variables"], principal
             )

@@ -26,6 +26,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
     get_named_type,
     get_variable_values,
     value_from_ast,
@@ -54,10 +55,12 @@ class _Coster:
         schema: GraphQLSchema,
         fragments: Mapping[str, FragmentDefinitionNode],
         variables: Mapping[str, Any],
+        worst_case: bool = False,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
+        self.worst_case = worst_case
 
     def page_size(self, field: GraphQLField, node: FieldNode) -> int | None:
         """The page size a field asks for, or None when it takes no paging argument."""
@@ -66,6 +69,8 @@ class _Coster:
             return None
         for name in names:
             given = next((a for a in node.arguments or () if a.name.value == name), None)
+            if self.worst_case and given is not None and isinstance(given.value, VariableNode):
+                return MAX_PAGE  # whatever a request will send, it cannot ask for more
             argument = field.args[name]
             value: Any = (
                 argument.default_value
@@ -129,8 +134,14 @@ def document_cost(
     document: DocumentNode,
     operation_name: str | None = None,
     variables: Mapping[str, Any] | None = None,
+    *,
+    worst_case: bool = False,
 ) -> int:
-    """The cost of the operation the request runs: fields weighted by the pages they are fetched for."""
+    """The cost of the operation the request runs: fields weighted by the pages they are fetched for.
+
+    With `worst_case`, every page size a variable sets counts as the largest page: the most any
+    request with this document can cost.
+    """
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     if operation_name is None:
@@ -149,5 +160,5 @@ def document_cost(
     coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
     # Invalid variables fail execution with their own errors; cost them as given meanwhile.
     values = dict(variables or {}) if isinstance(coerced, list) else coerced.coerced
-    coster = _Coster(schema, fragments, values)
+    coster = _Coster(schema, fragments, values, worst_case)
     return coster.selection_cost(root, operation.selection_set, False)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, OperationType
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+)
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import SchemaExtension
 
@@ -54,12 +61,39 @@ def _identity(context: Context) -> str | None:
     return f"ip:{context.client_ip or 'unknown'}"
 
 
-class RequestGuard(SchemaExtension):
-    """Cost budget and rate limits, checked after validation and before execution."""
+class WorstCases:
+    """The most each document (by its text and operation) can cost, computed once per document."""
 
-    def __init__(self, *, max_cost: int, limits: Limits | None) -> None:
+    def __init__(self, maxsize: int = 1024) -> None:
+        self.maxsize = maxsize
+        self._costs: dict[tuple[str, str | None], int | None] = {}
+
+    def get(
+        self, schema: GraphQLSchema, text: str, document: DocumentNode, operation: str | None
+    ) -> int | None:
+        """The worst-case cost, or None when the document cannot be costed (execution reports why)."""
+        key = (text, operation)
+        if key not in self._costs:
+            if len(self._costs) >= self.maxsize:
+                self._costs.clear()  # a flood of distinct documents: start over rather than grow
+            try:
+                self._costs[key] = document_cost(schema, document, operation, worst_case=True)
+            except CostError:
+                self._costs[key] = None
+        return self._costs[key]
+
+
+class RequestGuard(SchemaExtension):
+    """Cost budget and rate limits, checked after validation and before execution.
+
+    The shipped screens can never exceed the budget; without rate limits to charge, such a document
+    is not costed per request at all (its worst case is computed once, in `worst_cases`).
+    """
+
+    def __init__(self, *, max_cost: int, limits: Limits | None, worst_cases: WorstCases) -> None:
         self.max_cost = max_cost
         self.limits = limits
+        self.worst_cases = worst_cases
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
@@ -75,8 +109,14 @@ class RequestGuard(SchemaExtension):
         operation_name: str | None,
         variables: dict[str, object],
     ) -> GraphQLExecutionResult | None:
+        schema = self.execution_context.schema._schema
+        text = self.execution_context.query
+        if self.limits is None and text is not None:
+            worst = self.worst_cases.get(schema, text, document, operation_name)
+            if worst is not None and worst <= self.max_cost:
+                return None
         try:
-            cost = document_cost(self.execution_context.schema._schema, document, operation_name, variables)
+            cost = document_cost(schema, document, operation_name, variables)
         except CostError:
             return None  # execution reports the ambiguous or unknown operation
         if cost > self.max_cost:

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from tortoise.functions import Sum
 
 from bff.models.cart import CartItem
+from loaders import sql
+
+_LINES = "SELECT {columns} FROM cart_item WHERE member_id IN (:ids) ORDER BY id DESC"
 
 
 async def load_cart_items_by_member(member_ids: Sequence[int]) -> list[list[CartItem]]:
     """Each member's cart lines, newest first."""
-    rows = await CartItem.filter(member_id__in=list(member_ids)).order_by("-id")
+    rows = await sql.fetch(_LINES.format(columns=sql.columns(CartItem)), ids=list(member_ids))
     grouped: dict[int, list[CartItem]] = {m: [] for m in member_ids}
-    for row in rows:
+    for row in sql.as_models(CartItem, rows):
         grouped[row.member_id].append(row)
     return [grouped[m] for m in member_ids]
 

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise.functions import Count, Sum
-
 from bff.cache import Cache
-from bff.models.catalog import Brand, Category, Product, Review, Sku
+from bff.models.catalog import Brand, Category, Product, Sku
+from loaders import sql
 from loaders.cached import as_datetime, read_through
 
 PRODUCT_COLUMNS = (
@@ -136,10 +135,13 @@ async def load_skus_by_product_id(cache: Cache, ttl: float, product_ids: Sequenc
     return [[_sku_row(row) for row in (v or [])] for v in values]
 
 
+_SKUS_BY_ID = f"SELECT {', '.join(SKU_COLUMNS)} FROM sku WHERE id IN (:ids)"  # nosec B608
+
+
 async def load_skus_by_id(ids: Sequence[int]) -> list[SkuRow | None]:
     """SKUs by id, straight from the database: carts and checkout need the current price and stock."""
-    rows = await Sku.filter(id__in=list(ids)).values(*SKU_COLUMNS)
-    by_id = {row["id"]: _sku_row(row) for row in rows}
+    rows = await sql.fetch(_SKUS_BY_ID, ids=list(ids))
+    by_id = {row["id"]: _sku_row({**row, "spec_values": sql.json_value(row["spec_values"])}) for row in rows}
     return [by_id.get(i) for i in ids]
 
 
@@ -169,14 +171,15 @@ async def load_brands_by_id(cache: Cache, ttl: float, ids: Sequence[int]) -> lis
     return [BrandRow(**v) if v is not None else None for v in values]
 
 
+_REVIEW_TOTALS = (
+    "SELECT product_id, COUNT(id) AS count, SUM(rating) AS total"
+    " FROM review WHERE product_id IN (:ids) GROUP BY product_id"
+)
+
+
 async def load_review_summaries(product_ids: Sequence[int]) -> list[ReviewSummaryRow]:
     """Review count and average rating per product, in one grouped query."""
-    rows = (
-        await Review.filter(product_id__in=list(product_ids))
-        .annotate(count=Count("id"), total=Sum("rating"))
-        .group_by("product_id")
-        .values("product_id", "count", "total")
-    )
+    rows = await sql.fetch(_REVIEW_TOTALS, ids=list(product_ids))
     by_id = {row["product_id"]: row for row in rows}
     summaries = []
     for pid in product_ids:

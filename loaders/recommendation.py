@@ -5,7 +5,9 @@ state and what the member just bought are checked when the list is served, not w
 
 - recommended page: the member's picks by rank, then the popular list (picks left out), each row
   on shelf, in stock and not bought by the member in the last 30 days; keyset-paged by
-  (tier, position, id). Before the first refresh (both lists empty) best sellers stand in (tier 2).
+  (tier, position, id). Before the first refresh (both lists empty) best sellers stand in (tier 2,
+  position -sales_count), by sales then id, highest first: the order of the (on_shelf, sales_count,
+  id) index, so a page of them is an index range, never a sort of the catalog.
 - related: the product's neighbours by rank, then its category's best sellers, same filters.
 """
 
@@ -122,19 +124,15 @@ def _listed(member_id: int | None) -> str:
 
 
 def _best_sellers(member_id: int | None) -> str:
+    """FROM and WHERE of the stand-in tier: every available product (not bought lately, for members)."""
     not_bought = f" AND {_NOT_BOUGHT}" if member_id is not None else ""
-    return (
-        f"SELECT {BEST_SELLERS} AS tier, -p.sales_count AS pos, {_COLUMNS} FROM {_PRODUCT} p"  # nosec B608
-        f" WHERE {_AVAILABLE}{not_bought}"
-    )
+    return f"FROM {_PRODUCT} p WHERE {_AVAILABLE}{not_bought}"  # nosec B608
 
 
 _AFTER = "WHERE t.tier > :tier OR (t.tier = :tier AND (t.pos > :pos OR (t.pos = :pos AND t.id > :id)))"
 
 
-async def _page(rows_sql: str, params: dict[str, Any], first: int) -> RecommendedPage:
-    sql = f"SELECT t.* FROM ({rows_sql}) t {_AFTER} ORDER BY t.tier, t.pos, t.id LIMIT :limit"  # nosec B608
-    rows = await _query(sql, {**params, "limit": first + 1})
+def _page_of(rows: list[dict[str, Any]], first: int) -> RecommendedPage:
     page = rows[:first]
     return RecommendedPage(
         rows=[_product(r) for r in page],
@@ -143,21 +141,40 @@ async def _page(rows_sql: str, params: dict[str, Any], first: int) -> Recommende
     )
 
 
+async def _listed_page(member_id: int | None, params: dict[str, Any], first: int) -> RecommendedPage:
+    # At most 50 picks and 200 popular rows, each joined by primary key: sorting them is cheap.
+    sql = f"SELECT t.* FROM ({_listed(member_id)}) t {_AFTER} ORDER BY t.tier, t.pos, t.id LIMIT :limit"  # nosec B608
+    return _page_of(await _query(sql, {**params, "limit": first + 1}), first)
+
+
+async def _best_sellers_page(
+    member_id: int | None, params: dict[str, Any], first: int, after: Cursor | None
+) -> RecommendedPage:
+    # A row comparison, so PostgreSQL starts the backward index scan at the cursor (no filter, no sort).
+    keyset = " AND (p.sales_count, p.id) < (:sales, :last)" if after is not None else ""
+    sql = (
+        f"SELECT {BEST_SELLERS} AS tier, -p.sales_count AS pos, {_COLUMNS} {_best_sellers(member_id)}{keyset}"  # nosec B608
+        " ORDER BY p.sales_count DESC, p.id DESC LIMIT :limit"
+    )
+    bounds = {"sales": -after[1], "last": after[2]} if after is not None else {}
+    return _page_of(await _query(sql, {**params, **bounds, "limit": first + 1}), first)
+
+
 def _params(member_id: int | None, now: datetime | None = None) -> dict[str, Any]:
     return {"member": member_id, "since": (now or datetime.now(UTC)) - BOUGHT_RECENTLY}
 
 
 async def recommended_page(member_id: int | None, first: int, after: Cursor | None) -> RecommendedPage:
     """One page of the viewer's recommendations after `after`: one statement (two before any refresh)."""
+    params = _params(member_id)
+    if after is not None and after[0] == BEST_SELLERS:
+        return await _best_sellers_page(member_id, params, first, after)
     # A start before every row of a tier: (tier - 1, 0, 0).
     start = after or (PICKS - 1, 0, 0)
-    params = {**_params(member_id), "tier": start[0], "pos": start[1], "id": start[2]}
-    if start[0] < BEST_SELLERS:
-        page = await _page(_listed(member_id), params, first)
-        if page.rows or after is not None:
-            return page
-        params = {**params, "tier": BEST_SELLERS - 1, "pos": 0, "id": 0}
-    return await _page(_best_sellers(member_id), params, first)
+    page = await _listed_page(member_id, {**params, "tier": start[0], "pos": start[1], "id": start[2]}, first)
+    if page.rows or after is not None:
+        return page
+    return await _best_sellers_page(member_id, params, first, None)
 
 
 async def count_recommended(member_id: int | None) -> int:
@@ -167,7 +184,7 @@ async def count_recommended(member_id: int | None) -> int:
     listed = int(rows[0]["n"])
     if listed:
         return listed
-    rows = await _query(f"SELECT COUNT(*) AS n FROM ({_best_sellers(member_id)}) t", params)  # nosec B608
+    rows = await _query(f"SELECT COUNT(*) AS n {_best_sellers(member_id)}", params)  # nosec B608
     return int(rows[0]["n"])
 
 

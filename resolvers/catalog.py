@@ -6,23 +6,26 @@ from collections.abc import Awaitable, Callable
 
 import strawberry
 
+from bff.cache import Cache
 from bff.context import Info
 from bff.ids import decode_id, decode_ids
 from bff.pagination import page_size
 from bff.services import search
-from bff.services.product_listing import ListingFilter, ListingPage, Sort, count_products, list_products
+from bff.services.listing_counts import cached_count
+from bff.services.product_listing import ListingFilter, ListingPage, Sort, list_products
 from loaders.recommendation import count_recommended, decode_recommended_cursor, encode_recommended_cursor
 from schema.catalog import Category, Product, ProductFilter, ProductSort
 from schema.common import Connection, connection
 
 
-def _counter(listing: ListingFilter) -> Callable[[], Awaitable[int]]:
-    """count_products for `listing`, run at most once however often it is asked."""
-    counted: list[int] = []
+def _counter(cache: Cache, listing: ListingFilter, page: ListingPage) -> Callable[[], Awaitable[int]]:
+    """The listing's total, looked up (or counted) only when asked, at most once per request."""
+    # A page read from a complete ranking already knows the total.
+    counted: list[int] = [] if page.total is None else [page.total]
 
     async def count() -> int:
         if not counted:
-            counted.append(await count_products(listing))
+            counted.append(await cached_count(cache, listing))
         return counted[0]
 
     return count
@@ -99,8 +102,9 @@ class CatalogQuery:
             in_stock_only=bool(f.in_stock_only),
             keyword=f.keyword.strip() if f.keyword and f.keyword.strip() else None,
         )
-        page = await list_products(listing, Sort(sort.value), n, after)
-        count = _counter(listing)
+        cache = info.context.services.cache
+        page = await list_products(listing, Sort(sort.value), n, after, cache)
+        count = _counter(cache, listing, page)
         if listing.keyword is not None and after is None:
             # Only the first page counts as a search; later pages are the same search scrolled.
             await search.record_search(listing.keyword, await count() if page.rows else 0)
@@ -136,5 +140,5 @@ class CatalogQuery:
         return await search.hot_keywords(page_size(first))
 
     @strawberry.field(description="Completions for what the shopper is typing.")
-    async def search_suggestions(self, prefix: str, first: int = 8) -> list[str]:
-        return await search.search_suggestions(prefix, page_size(first))
+    async def search_suggestions(self, info: Info, prefix: str, first: int = 8) -> list[str]:
+        return await search.search_suggestions(prefix, page_size(first), info.context.services.cache)

@@ -15,7 +15,7 @@ from strawberry.tools import merge_types
 
 from bff.document_cache import CachedDocuments, DocumentCache
 from bff.documents import operations
-from bff.request_guard import Limits, RequestGuard
+from bff.request_guard import Limits, RequestGuard, WorstCases
 from resolvers.activity import ActivityQuery
 from resolvers.admin import AdminMutation, AdminQuery
 from resolvers.analytics import AnalyticsQuery
@@ -101,6 +101,7 @@ def build_schema(
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
     documents = DocumentCache(maxsize=512)
+    worst_cases = WorstCases()
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -111,7 +112,7 @@ def build_schema(
             # Factories, not shared instances: each execution gets its own extension objects.
             lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: RequestGuard(max_cost=max_cost, limits=limits),
+            lambda: RequestGuard(max_cost=max_cost, limits=limits, worst_cases=worst_cases),
             *([] if introspection else [DisableIntrospection]),
             # Benchmark G0 (BFF_NAIVE=1) parses and validates every request: what this cache saves.
             *([] if naive else [lambda: CachedDocuments(documents)]),

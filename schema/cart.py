@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 
 import strawberry
@@ -13,6 +14,7 @@ from bff.services.cart import unavailable_reason
 from bff.services.money import member_price
 from bff.services.pricing import cart_totals
 from loaders.catalog import ProductRow, SkuRow
+from loaders.registry import Loaders
 from schema.catalog import Sku
 from schema.common import Money, UserError, money
 
@@ -51,16 +53,22 @@ class Cart:
     summary: CartSummary
 
 
-async def build_cart(info: Info, member_id: int) -> Cart:
-    """The member's cart priced now: current SKU prices and stock, member discount applied."""
-    loaders = info.context.loaders
+async def _lines(
+    loaders: Loaders, member_id: int
+) -> tuple[list[CartItemModel], list[SkuRow | None], dict[int, ProductRow]]:
+    """The member's cart lines, each line's current SKU, and the SKUs' products by id."""
     rows: list[CartItemModel] = await loaders.cart_items_by_member.load(member_id)
     skus: list[SkuRow | None] = list(await loaders.sku_by_id.load_many([r.sku_id for r in rows]))
-    products: list[ProductRow | None] = list(
-        await loaders.product_by_id.load_many([s.product_id for s in skus if s is not None])
+    products = await loaders.product_by_id.load_many([s.product_id for s in skus if s is not None])
+    return rows, skus, {p.id: p for p in products if p is not None}
+
+
+async def build_cart(info: Info, member_id: int) -> Cart:
+    """The member's cart priced now: current SKU prices and stock, member discount applied."""
+    # The viewer's level does not depend on the lines: load both at once.
+    (rows, skus, product_by_id), level = await asyncio.gather(
+        _lines(info.context.loaders, member_id), info.context.viewer_level()
     )
-    product_by_id = {p.id: p for p in products if p is not None}
-    level = await info.context.viewer_level()
     discount = level.discount_percent if level is not None else 0
 
     items: list[CartItem] = []
@@ -79,7 +87,7 @@ async def build_cart(info: Info, member_id: int) -> Cart:
                 id=strawberry.ID(encode_id("CartItem", row.id)),
                 quantity=row.quantity,
                 selected=row.selected,
-                sku=Sku.from_row(sku) if sku is not None else None,
+                sku=Sku.from_row(sku, product) if sku is not None else None,
                 unit_price=money(unit),
                 line_total=money(unit * row.quantity),
                 available=reason is None,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
 
@@ -95,9 +96,11 @@ class Sku:
     market_price: Money
     stock: int
     row: strawberry.Private[SkuRow]
+    # Set when the caller already holds the product (the cart): the field then resolves without a task.
+    product_row: strawberry.Private[ProductRow | None] = None
 
     @classmethod
-    def from_row(cls, row: SkuRow) -> Sku:
+    def from_row(cls, row: SkuRow, product: ProductRow | None = None) -> Sku:
         return cls(
             id=strawberry.ID(encode_id("Sku", row.id)),
             code=row.code,
@@ -106,6 +109,7 @@ class Sku:
             market_price=money(row.market_price_fen),
             stock=max(0, row.stock),
             row=row,
+            product_row=product,
         )
 
     @strawberry.field(
@@ -114,8 +118,15 @@ class Sku:
     async def member_price(self, info: Info) -> Money | None:
         return await _member_price(info, self.row.price_fen)
 
-    @strawberry.field
-    async def product(self, info: Info) -> Product | None:
+    @strawberry.field(graphql_type=Optional["Product"])
+    def product(self, info: Info) -> Product | Awaitable[Product | None] | None:
+        # Sync when the product is at hand: graphql-core completes a plain value in place, while
+        # every awaitable in a list costs a task.
+        if self.product_row is not None:
+            return Product.from_row(self.product_row)
+        return self._load_product(info)
+
+    async def _load_product(self, info: Info) -> Product | None:
         row = await info.context.loaders.product_by_id.load(self.row.product_id)
         return Product.from_row(row) if row is not None else None
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, timedelta
 
+import orjson
 from pypika_tortoise.context import SqlContext
 from pypika_tortoise.terms import Case as PypikaCase
 from pypika_tortoise.terms import Term, ValueWrapper
@@ -11,8 +13,10 @@ from tortoise import connections
 from tortoise.expressions import Expression, Q, ResolveContext, ResolveResult
 from tortoise.functions import Sum
 
+from bff.cache import Cache
 from bff.models.catalog import Brand, Category, Product
 from bff.models.search import SearchKeywordDaily, SearchToken
+from bff.services.generation_cache import get_current, set_current
 from bff.services.search_index import TOKEN_MAX_LENGTH, keyword_terms, normalise, pinyin_forms
 from bff.services.shop_time import shop_today
 
@@ -24,6 +28,9 @@ _TOP = "\U0010ffff"
 # aggregate over a week of search_keyword_daily rows, small next to the catalog.
 _SUGGESTION_KEYWORD_POOL = 500
 _SUGGESTION_DAYS = 7
+# Best-selling titles matching a prefix are kept per catalog generation: finding them reads every
+# match (thousands for a short prefix on a large catalog), and they change only with the catalog.
+_SUGGESTION_TITLES_TTL = 600.0
 # Shoppers' days are China days (UTC+8, no daylight saving), whatever the server's zone.
 
 
@@ -162,7 +169,26 @@ def _matches_prefix(name: str, prefix: str) -> bool:
     return full.startswith(compact) or initials.startswith(compact)
 
 
-async def search_suggestions(prefix: str, first: int) -> list[str]:
+async def _best_selling_titles(prefix: str, first: int, cache: Cache | None) -> list[str]:
+    query = (
+        Product.filter(keyword_filter(prefix), on_shelf=True)
+        .order_by("-sales_count", "id")
+        .limit(first)
+        .values_list("title", flat=True)
+    )
+    if cache is None:
+        return [str(title) for title in await query]
+    key = f"suggest:titles:{first}:{hashlib.sha256(prefix.encode()).hexdigest()[:32]}"
+    generation, entry = await get_current(cache, key)
+    if entry is not None:
+        cached: list[str] = orjson.loads(entry)
+        return cached
+    titles = [str(title) for title in await query]
+    await set_current(cache, key, generation, orjson.dumps(titles), _SUGGESTION_TITLES_TTL)
+    return titles
+
+
+async def search_suggestions(prefix: str, first: int, cache: Cache | None = None) -> list[str]:
     """Completions for a partly typed keyword: popular searches, then categories, brands, product titles."""
     prefix = normalise_keyword(prefix)
     if not prefix or first <= 0:
@@ -188,11 +214,5 @@ async def search_suggestions(prefix: str, first: int) -> list[str]:
     if len(prefix) < 2 and prefix.isascii():
         # One latin letter matches most of the catalog through pinyin initials: not a completion.
         return list(found)
-    titles = (
-        await Product.filter(keyword_filter(prefix), on_shelf=True)
-        .order_by("-sales_count", "id")
-        .limit(first)
-        .values_list("title", flat=True)
-    )
-    add([str(title) for title in titles])
+    add(await _best_selling_titles(prefix, first, cache))
     return list(found)

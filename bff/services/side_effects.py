@@ -16,6 +16,7 @@ from typing import Any
 
 from bff.models.member import Member
 from bff.models.order import CANCELLED, CLOSED, AfterSale, Order, OrderLine
+from bff.pii_mask import mask_phone
 from bff.services.outbox import HandlerContext, PermanentFailure, handler
 from integrations.crm import CrmMember
 from integrations.erp import ErpOrder, ErpReturn, ReturnLine
@@ -32,15 +33,6 @@ class NotInErpYet(Exception):
 def member_ref(member_id: int) -> str:
     """The id the ERP and the CRM know a member by."""
     return f"m_{member_id}"
-
-
-def mask_phone(phone: str) -> str:
-    """A phone as the CRM may see it: 13812348000 → 138****8000; "" stays ""."""
-    if not phone:
-        return ""
-    if len(phone) < 7:
-        return "*" * len(phone)
-    return f"{phone[:3]}****{phone[-4:]}"
 
 
 def _id(payload: dict[str, Any], key: str) -> int:

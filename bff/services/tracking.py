@@ -271,7 +271,7 @@ def _assigned_variant(event: CheckedEvent, running: dict[str, Experiment], membe
     return assigned
 
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "client_event_id",
     "anonymous_id",
     "member_id",
@@ -289,7 +289,7 @@ _EVENT_COLUMNS = (
 
 
 def _row(event: CheckedEvent, member_id: int | None, variant: str | None) -> tuple[object, ...]:
-    """The event's column values in `_EVENT_COLUMNS` order (times and day made SQL-ready on insert)."""
+    """The event's column values in `EVENT_COLUMNS` order (times and day made SQL-ready on insert)."""
     properties = event.properties
     if variant is not None:
         # The server's assignment is what the experiment report counts, whatever the client claimed.
@@ -316,7 +316,7 @@ async def _insert_events(sql: Sql, rows: Sequence[tuple[object, ...]], now: date
     Hand-written rather than `bulk_create`: building a model instance per event was half the CPU of a
     batch, and the column list is fixed here.
     """
-    width = len(_EVENT_COLUMNS)
+    width = len(EVENT_COLUMNS)
     values: list[object] = []
     groups = []
     for row in rows:
@@ -328,7 +328,7 @@ async def _insert_events(sql: Sql, rows: Sequence[tuple[object, ...]], now: date
         if sql.postgres:
             marks[9] = f"CAST({marks[9]} AS JSONB)"  # properties (SQLite stores the JSON text)
         groups.append(f"({', '.join(marks)})")
-    columns = ", ".join(_EVENT_COLUMNS)
+    columns = ", ".join(EVENT_COLUMNS)
     await sql.execute(
         f"INSERT INTO analytics_event ({columns}) VALUES {', '.join(groups)} "  # nosec B608
         "ON CONFLICT (anonymous_id, client_event_id) DO NOTHING",

@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 
+from bff.cache import Cache
 from bff.models.catalog import Category, Product, Sku
+from bff.services.catalog import refresh_product_aggregates
+from bff.services.catalog_cache import invalidate_taxonomy
 from tests.support.api import Api
+from tests.support.factories import make_product
+from tests.support.sql_counter import count_sql
 
 
 async def _walk(api: Api, variables: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
@@ -147,3 +152,25 @@ async def test_unknown_category_lists_nothing(api: Api) -> None:
     data = await api.op("ProductList", {"categoryId": "bm9wZQ", "first": 5})
     assert data["category"] is None
     assert data["products"]["totalCount"] == 0 and data["products"]["edges"] == []
+
+
+async def test_a_repeated_total_is_served_from_the_cache_until_stock_changes(api: Api, cache: Cache) -> None:
+    from bff.ids import encode_id
+
+    product, (sku,) = await make_product([(4_200, 3)])
+    await refresh_product_aggregates(cache, [product.id])  # how every catalog writer finishes
+    await invalidate_taxonomy(cache)  # the fixtures' category may be newer than the cached tree
+    variables = {"categoryId": encode_id("Category", product.category_id), "inStockOnly": True, "first": 1}
+    first = (await api.op("ProductList", variables))["products"]["totalCount"]
+    with count_sql() as again:
+        assert (await api.op("ProductList", variables))["products"]["totalCount"] == first
+    assert not any("COUNT(" in s.upper() for s in again.statements)
+    assert (
+        first == await Product.filter(category_id=product.category_id, on_shelf=True, in_stock=True).count()
+    )
+    # An order (or an ERP inventory event) takes the last units: the next total is recounted.
+    await Sku.filter(id=sku.id).update(stock=0)
+    await refresh_product_aggregates(cache, [product.id])
+    with count_sql() as fresh:
+        assert (await api.op("ProductList", variables))["products"]["totalCount"] == first - 1
+    assert any("COUNT(" in s.upper() for s in fresh.statements)

@@ -40,6 +40,12 @@ query Page($first: Int, $after: String) {
 }
 """
 
+PAGE_ONLY = """
+query PageOnly($first: Int, $after: String) {
+  recommendedProducts(first: $first, after: $after) { edges { cursor node { id } } }
+}
+"""
+
 LIST_WITH_RELATED = """
 query ListWithRelated($first: Int) {
   products(first: $first, sort: SALES) { edges { node { id relatedProducts(first: 3) { id } } } }
@@ -181,10 +187,60 @@ async def test_anonymous_visitors_get_the_popular_list(api: Api) -> None:
 async def test_before_any_refresh_best_sellers_stand_in(api: Api, alice: str) -> None:
     for model in TABLES:
         await model.all().delete()
-    best = await Product.filter(on_shelf=True, in_stock=True).order_by("-sales_count", "id").limit(20)
+    best = await Product.filter(on_shelf=True, in_stock=True).order_by("-sales_count", "-id").limit(20)
     data = await api.op("Home", {"recommendFirst": 20})
     assert home_ids(data) == [gid(p.id) for p in best]
     assert len(home_ids(await api.op("Home", {"recommendFirst": 20}, token=alice))) == 20
+
+
+@pytest.fixture
+async def top_sellers() -> AsyncIterator[list[int]]:
+    """Seven products above every other's sales, five of them tied; taken off the shelf afterwards."""
+    tag = uuid.uuid4().hex[:10]
+    leaf = await Category.create(code=f"reco-top-{tag}", name=f"热销 {tag}")
+    top = 10**9
+    ids = [await product(leaf, sales=top + 1), await product(leaf, sales=top + 1)]
+    ids += [await product(leaf, sales=top) for _ in range(5)]
+    yield ids
+    await Product.filter(id__in=ids).update(on_shelf=False)
+
+
+async def test_best_sellers_page_by_sales_then_id_across_ties(
+    api: Api, cache: Cache, top_sellers: list[int]
+) -> None:
+    for model in TABLES:
+        await model.all().delete()
+    token, member = await member_of(api)
+    bought = top_sellers[4]
+    await purchase(member, bought)
+    # By sales, then the higher id first: the (on_shelf, sales_count, id) index read backwards.
+    expected = sorted(top_sellers[:2], reverse=True) + sorted(top_sellers[2:], reverse=True)
+
+    for viewer, want in ((None, expected), (token, [p for p in expected if p != bought])):
+        seen: list[str] = []
+        after: str | None = None
+        while len(seen) < len(want):
+            response = await api.post(PAGE, {"first": 3, "after": after}, token=viewer)
+            page = response.json()["data"]["recommendedProducts"]
+            seen += [e["node"]["id"] for e in page["edges"]]
+            assert page["pageInfo"]["hasNextPage"] is True
+            after = page["pageInfo"]["endCursor"]
+        assert seen[: len(want)] == [gid(p) for p in want]
+
+    # A later page of best sellers is one statement whatever its size.
+    first_page = (await api.post(PAGE, {"first": 1}, token=token)).json()["data"]["recommendedProducts"]
+    after = first_page["pageInfo"]["endCursor"]
+    small = await _statements(api, cache, PAGE_ONLY, {"first": 3, "after": after}, token)
+    large = await _statements(api, cache, PAGE_ONLY, {"first": 60, "after": after}, token)
+    assert small == large
+
+
+async def test_best_sellers_count_every_available_product(api: Api) -> None:
+    for model in TABLES:
+        await model.all().delete()
+    response = await api.post(PAGE, {"first": 5})
+    available = await Product.filter(on_shelf=True, in_stock=True).count()
+    assert response.json()["data"]["recommendedProducts"]["totalCount"] == available
 
 
 async def test_paging_walks_the_whole_list_once(api: Api) -> None:

@@ -15,8 +15,10 @@ from bff.ids import encode_id
 from bff.models.catalog import Sku
 from bff.models.member import Member
 from bff.services.catalog import refresh_product_aggregates
+from bff.sessions import forget_session, revoke_sessions
 from bff.settings import Settings
 from tests.support.factories import make_product
+from tests.support.sql_counter import count_sql
 from tests.support.variants import Variant, variant
 
 
@@ -158,3 +160,80 @@ async def test_operator_edits_invalidate_cached_responses(cached: Variant) -> No
     )
     assert response.json()["data"]["saveFlashSale"]["userErrors"] == [], response.text
     assert (await _run(cached, "Home", {})).headers["x-cache"] == "MISS"
+
+
+async def test_a_hit_runs_no_sql_no_authentication_and_no_graphql(
+    cached: Variant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bff.graphql_http as endpoint_module
+
+    member = await cached.api.login(f"rc{uuid.uuid4().hex[:10]}")
+    product, _ = await make_product([(7_700, 3)])
+    variables = {"id": encode_id("Product", product.id)}
+    for token in (None, member):
+        assert (await _run(cached, "ProductDetail", variables, token)).headers["x-cache"] == "MISS"
+    # Whatever builds an execution context or authenticates against the session store is counted.
+    calls: list[str] = []
+    real_context, real_authenticate = endpoint_module.Context, endpoint_module.authenticate
+
+    def counting_context(*args: Any, **kwargs: Any) -> Any:
+        calls.append("context")
+        return real_context(*args, **kwargs)
+
+    async def counting_authenticate(*args: Any, **kwargs: Any) -> Any:
+        calls.append("authenticate")
+        return await real_authenticate(*args, **kwargs)
+
+    monkeypatch.setattr(endpoint_module, "Context", counting_context)
+    monkeypatch.setattr(endpoint_module, "authenticate", counting_authenticate)
+    with count_sql() as sql:
+        hits = [await _run(cached, "ProductDetail", variables, token) for token in (None, member, member)]
+    assert [h.headers["x-cache"] for h in hits] == ["HIT"] * 3
+    assert sql.statements == [] and calls == []
+    assert hits[0].json()["data"]["product"]["memberPrice"] is None
+    assert hits[1].json()["data"]["product"]["memberPrice"] is not None
+    assert "cache-control" not in hits[0].headers
+    assert hits[1].headers["cache-control"] == "private, no-store"
+    # A miss still executes (so the request guard's cost and rate limits still apply to it).
+    other, _ = await make_product([(7_800, 3)])
+    miss = await _run(cached, "ProductDetail", {"id": encode_id("Product", other.id)})
+    assert miss.headers["x-cache"] == "MISS" and calls[-1] == "context"
+
+
+async def test_a_revoked_token_never_gets_a_hit(cached: Variant) -> None:
+    name = f"rc{uuid.uuid4().hex[:10]}"
+    token = await cached.api.login(name)
+    member = await Member.get(openid=f"o_{name}")
+    product, _ = await make_product([(8_800, 3)])
+    variables = {"id": encode_id("Product", product.id)}
+    assert (await _run(cached, "ProductDetail", variables, token)).headers["x-cache"] == "MISS"
+    assert (await _run(cached, "ProductDetail", variables, token)).headers["x-cache"] == "HIT"
+
+    assert await revoke_sessions(member.id, cached.services.cache) is not None
+    refused = await cached.api.post(
+        operations()["ProductDetail"], variables, token=token, operation_name="ProductDetail"
+    )
+    assert refused.status_code == 401 and "x-cache" not in refused.headers
+    assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # Also when the cached version is gone (changed some other way): the database decides, not the entry.
+    fresh = await cached.api.login(name)
+    assert (await _run(cached, "ProductDetail", variables, fresh)).headers["x-cache"] == "HIT"
+    await Member.filter(id=member.id).update(token_version=member.token_version + 5)
+    await forget_session(member.id, cached.services.cache)
+    refused = await cached.api.post(
+        operations()["ProductDetail"], variables, token=fresh, operation_name="ProductDetail"
+    )
+    assert refused.status_code == 401
+
+
+async def test_the_cost_guard_still_refuses_a_miss(app: Starlette) -> None:
+    product, _ = await make_product([(6_600, 3)])
+    variables = {"id": encode_id("Product", product.id)}
+    settings = app.state.services.settings
+    async with variant(settings, response_cache=True, max_query_cost=5) as tight:
+        for _ in range(2):  # refused answers are never stored, so the second is refused again
+            response = await tight.api.post(
+                operations()["ProductDetail"], variables, operation_name="ProductDetail"
+            )
+            assert response.headers["x-cache"] == "MISS"
+            assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"

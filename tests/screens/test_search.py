@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from bff.cache import Cache
 from bff.ids import decode_id
 from bff.models.catalog import Category, Product
 from bff.models.search import SearchKeywordDaily
+from bff.services.catalog import refresh_product_aggregates
 from bff.services.search import normalise_keyword, shop_today
+from bff.services.search_index import reindex_products
 from tests.support.api import Api
+from tests.support.factories import make_product
+from tests.support.sql_counter import count_sql
 
 
 async def _titles(data: dict[str, Any]) -> list[str]:
@@ -97,3 +102,23 @@ async def test_a_keyword_that_matches_nothing_is_an_empty_page(api: Api) -> None
         "edges": [],
         "pageInfo": {"hasNextPage": False, "endCursor": None},
     }
+
+
+async def test_a_repeated_search_total_comes_from_the_cache_until_the_catalog_changes(
+    api: Api, cache: Cache
+) -> None:
+    product, _ = await make_product([(2_500, 4)])
+    keyword = product.title.split()[-1]  # the product's unique tag
+    await reindex_products([product.id])
+    await refresh_product_aggregates(cache, [product.id])
+    assert (await api.op("Search", {"keyword": keyword, "first": 5}))["products"]["totalCount"] == 1
+    with count_sql() as again:
+        data = await api.op("Search", {"keyword": keyword.upper(), "first": 5})
+    assert data["products"]["totalCount"] == 1
+    assert not any("COUNT(" in s.upper() for s in again.statements)
+    row = await SearchKeywordDaily.get(day=shop_today(), keyword=normalise_keyword(keyword))
+    assert row.search_count == 2 and row.last_result_count == 1
+    # Taken off the shelf by an ERP product event: the total is recounted.
+    await Product.filter(id=product.id).update(on_shelf=False)
+    await refresh_product_aggregates(cache, [product.id])
+    assert (await api.op("Search", {"keyword": keyword, "first": 5}))["products"]["totalCount"] == 0

@@ -63,3 +63,18 @@ def test_every_shipped_screen_fits_the_default_budget(schema: GraphQLSchema) -> 
 def test_an_unknown_operation_cannot_be_costed(schema: GraphQLSchema) -> None:
     with pytest.raises(CostError):
         document_cost(schema, parse("query A { __typename } query B { __typename }"), None, {})
+
+
+def test_the_worst_case_counts_every_variable_page_as_the_largest(schema: GraphQLSchema) -> None:
+    text = "query P($n: Int = 5) { products(first: $n) { edges { node { id } } } }"
+    assert document_cost(schema, parse(text), None, {"n": 3}, worst_case=True) == 1 + 100 * 3
+    literal = "{ products(first: 7) { edges { node { id } } } }"
+    assert document_cost(schema, parse(literal), None, {}, worst_case=True) == 1 + 7 * 3
+
+
+def test_every_shipped_screen_fits_the_budget_even_at_its_largest_pages(schema: GraphQLSchema) -> None:
+    from bff.settings import Settings
+
+    budget = Settings().max_query_cost
+    for name, text in operations().items():
+        assert document_cost(schema, parse(text), name, {}, worst_case=True) <= budget, name

@@ -13,8 +13,14 @@ import pytest
 from tortoise import connections
 from tortoise.expressions import Q
 
+from bff.cache import Cache, MemoryCache
+from bff.errors import PublicError
 from bff.models.catalog import Brand, Category, Product
 from bff.models.search import SearchKeywordDaily, SearchToken
+from bff.pagination import encode_cursor
+from bff.services import product_listing
+from bff.services.catalog_cache import invalidate_products
+from bff.services.product_listing import ListingFilter, Sort, list_products
 from bff.services.search import (
     hot_keywords,
     keyword_filter,
@@ -25,6 +31,7 @@ from bff.services.search import (
     zero_result_keywords,
 )
 from bff.services.search_index import reindex_products
+from tests.support.sql_counter import count_sql
 
 LONG_WORD = "abcdefghijklmnopqrstuvwxyz0123456789xy"  # longer than a token
 
@@ -300,3 +307,87 @@ async def test_suggestions_leave_out_off_shelf_titles(catalog: Catalog) -> None:
     suggestions = await search_suggestions("蓝牙", 10)
     assert "无线蓝牙耳机 降噪" in suggestions
     assert "蓝牙音箱" not in suggestions
+
+
+async def test_suggested_titles_are_cached_until_the_catalog_changes(catalog: Catalog) -> None:
+    cache = MemoryCache()
+    assert "无线蓝牙耳机 降噪" in await search_suggestions("蓝牙", 10, cache)
+    with count_sql() as warm:
+        assert await search_suggestions("蓝牙", 10, cache) == await search_suggestions("蓝牙", 10)
+    titles_read = [s for s in warm.statements if '"title"' in s and "search_token" in s]
+    assert len(titles_read) == 1  # only the uncached call above read the titles
+    await Product.filter(id=catalog.earbuds).update(on_shelf=False)
+    try:
+        await invalidate_products(cache, [catalog.earbuds])
+        assert "无线蓝牙耳机 降噪" not in await search_suggestions("蓝牙", 10, cache)
+    finally:
+        await Product.filter(id=catalog.earbuds).update(on_shelf=True)
+
+
+async def _walk(
+    listing: ListingFilter, sort: Sort, cache: Cache | None
+) -> list[tuple[list[int], list[str], bool]]:
+    pages, after = [], None
+    for _ in range(10):
+        page = await list_products(listing, sort, 1, after, cache)
+        pages.append(([row.id for row in page.rows], page.cursors, page.has_next))
+        if not page.has_next:
+            break
+        after = page.cursors[-1]
+    return pages
+
+
+async def _own(catalog: Catalog, keyword: str) -> ListingFilter:
+    """The keyword limited to the fixture's brands: the session database may hold seeded products."""
+    brands = await Product.filter(id__in=catalog.ids, brand_id__isnull=False).values_list(
+        "brand_id", flat=True
+    )
+    return ListingFilter(brand_ids=[int(b) for b in brands], keyword=keyword)
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+async def test_a_cached_ranking_pages_exactly_like_the_live_query(catalog: Catalog, sort: Sort) -> None:
+    listing = await _own(catalog, "sj")
+    cache = MemoryCache()
+    live = await _walk(listing, sort, None)
+    assert sorted(i for ids, _, _ in live for i in ids) == sorted(
+        [catalog.phone, catalog.earbuds, catalog.case]
+    )
+    assert await _walk(listing, sort, cache) == live
+    with count_sql() as warm:
+        assert await _walk(listing, sort, cache) == live
+    # Warm: one lookup by id per page, never the ranking or the live query again.
+    assert warm.count == len(live) and all("IN (" in s.upper() for s in warm.statements)
+    first = await list_products(listing, sort, 2, None, cache)
+    assert first.total == (3 if sort is not Sort.NEWEST else None)
+
+
+async def test_a_live_cursor_continues_a_ranked_walk(catalog: Catalog) -> None:
+    listing = await _own(catalog, "shouji")
+    live = await list_products(listing, Sort.RELEVANCE, 1, None)
+    ranked = await list_products(listing, Sort.RELEVANCE, 50, live.cursors[-1], MemoryCache())
+    rest = await list_products(listing, Sort.RELEVANCE, 50, live.cursors[-1])
+    assert [r.id for r in ranked.rows] == [r.id for r in rest.rows] and ranked.cursors == rest.cursors
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+async def test_pages_past_the_cached_depth_use_the_live_query(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, depth: int
+) -> None:
+    monkeypatch.setattr(product_listing, "RANKING_DEPTH", depth)
+    listing = await _own(catalog, "shouji")
+    cache = MemoryCache()
+    live = await _walk(listing, Sort.SALES, None)
+    assert len(live) == 3
+    assert await _walk(listing, Sort.SALES, cache) == live
+    first = await list_products(listing, Sort.SALES, 1, None, cache)
+    assert first.total is None  # the ranking is not complete: the count is asked of the database
+    with count_sql() as again:
+        await list_products(listing, Sort.SALES, 1, None, cache)
+    assert again.count == 1  # one page query, never the ranking again
+
+
+async def test_a_forged_cursor_on_a_ranking_is_a_clear_error(catalog: Catalog) -> None:
+    forged = encode_cursor(["x", 1, 2])
+    with pytest.raises(PublicError):
+        await list_products(ListingFilter(keyword="shouji"), Sort.RELEVANCE, 5, forged, MemoryCache())

@@ -38,7 +38,6 @@ from bff.services.outbox import (
     retry_dead,
     run_due,
 )
-from bff.services.side_effects import mask_phone
 from bff.settings import Settings, load_settings
 from bff.worker import Worker
 from integrations.crm import CrmClient
@@ -480,12 +479,6 @@ async def test_create_return_announces_the_after_sale_and_stores_the_erp_id(
 
 
 # --- crm.upsert_member ----------------------------------------------------------------------------
-
-
-def test_mask_phone() -> None:
-    assert mask_phone("13812348000") == "138****8000"
-    assert mask_phone("") == ""
-    assert mask_phone("12345") == "*****"
 
 
 async def test_upsert_member_sends_the_current_profile_with_a_masked_phone(
