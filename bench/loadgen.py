@@ -93,8 +93,8 @@ def _percentile(sorted_ms: list[float], p: float) -> float | None:
     return sorted_ms[min(len(sorted_ms) - 1, round(p / 100 * len(sorted_ms) + 0.5) - 1)]
 
 
-def parse_hey_csv(text: str, seconds: float) -> LoadResult:
-    """Percentiles computed from every request's time (`hey -o csv`), so few samples still give a p99."""
+def hey_samples(text: str) -> tuple[list[float], int]:
+    """Every request's time in ms and the count of non-200 answers, from `hey -o csv`."""
     times, failures = [], 0
     for line in text.splitlines()[1:]:
         fields = line.split(",")
@@ -102,7 +102,12 @@ def parse_hey_csv(text: str, seconds: float) -> LoadResult:
             continue
         times.append(float(fields[0]) * 1000)
         failures += fields[6] != "200"
-    times.sort()
+    return times, failures
+
+
+def summarise(times: list[float], failures: int, seconds: float) -> LoadResult:
+    """Rate and percentiles of request times (several runs' samples may be pooled)."""
+    times = sorted(times)
     return LoadResult(
         rps=len(times) / seconds,
         requests=len(times),
@@ -113,10 +118,27 @@ def parse_hey_csv(text: str, seconds: float) -> LoadResult:
     )
 
 
+def parse_hey_csv(text: str, seconds: float) -> LoadResult:
+    """Percentiles computed from every request's time (`hey -o csv`), so few samples still give a p99."""
+    return summarise(*hey_samples(text), seconds)
+
+
+async def hey_raw(
+    url: str, body: Path, headers: dict[str, str], rate: float, seconds: float, workers: int
+) -> str:
+    """hey's CSV output (see `hey`)."""
+    return await _run([*_hey_command(body, headers, rate, seconds, workers), url])
+
+
 async def hey(
     url: str, body: Path, headers: dict[str, str], rate: float, seconds: float, workers: int
 ) -> LoadResult:
     """hey with `workers` workers sending `rate` requests/s in all for `seconds` (a paced, closed loop)."""
+    text = await hey_raw(url, body, headers, rate, seconds, workers)
+    return parse_hey_csv(text, max(1, round(seconds)))
+
+
+def _hey_command(body: Path, headers: dict[str, str], rate: float, seconds: float, workers: int) -> list[str]:
     command = [
         "hey",
         "-z",
@@ -135,4 +157,4 @@ async def hey(
     ]
     for name, value in headers.items():
         command += ["-T", value] if name == "Content-Type" else ["-H", f"{name}: {value}"]
-    return parse_hey_csv(await _run([*command, url]), max(1, round(seconds)))
+    return command

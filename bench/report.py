@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench import chart
 
 VARIANTS = ("B0", "B1", "G0", "G1", "G2")
@@ -95,15 +97,21 @@ def _targets(r: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     g1, small = sql.get("G1", {}), sql.get("G1small", {})
     if g1 and small:
         # Warm counts: the first (cold) request of category_20 also fills the caches category_100 reuses.
+        # Judged on the warm counts, the per-request cost; a cold-only difference is shown, not hidden.
         page = g1["category_20"][1] == g1["category_100"][1]
-        grows = [s for s in g1 if s in small and g1[s] != small[s]]
+        grows = [s for s in g1 if s in small and g1[s][1] != small[s][1]]
+        cold = [
+            f"{s} {small[s][0]:.0f} → {g1[s][0]:.0f}" for s in g1 if s in small and g1[s][0] != small[s][0]
+        ]
         detail = f"category 20 vs 100 items: {g1['category_20'][1]} vs {g1['category_100'][1]} (warm)"
-        detail += "; 1k vs 100k products: " + (
+        detail += "; 1k vs 100k products, warm: " + (
             f"differs on {', '.join(grows)}" if grows else "equal on every screen"
         )
+        if cold:
+            detail += f" (first, cold request differs: {', '.join(cold)})"
         found.append(
             (
-                "SQL statements per screen do not grow with page size or catalog size",
+                "SQL statements per request (warm) do not grow with page size or catalog size",
                 page and not grows,
                 detail,
             )
@@ -195,7 +203,7 @@ def write(directory: Path, r: dict[str, Any], meta: dict[str, str]) -> None:
         "# Benchmark results",
         "",
         f"- Machine: {machine()}",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Date: {meta.get('finished') or f'{datetime.now(UTC):%Y-%m-%d %H:%M} UTC'}",
         f"- Commit: {meta['commit']}",
         f"- Command: `{meta['command']}`",
         f"- Whole run: {r['elapsed']:.0f} s ("
@@ -286,7 +294,11 @@ def write(directory: Path, r: dict[str, Any], meta: dict[str, str]) -> None:
         "Product detail and checkout preview: `hey`, paced to half of G1's own max. placeOrder: `wrk -c4`",
         "(`bench/lua/order.lua`, a fresh idempotency key per request, BUY_NOW of one unit by a member of",
         "its own), paced to about half its healthy maximum; orders placed / userErrors answered counted.",
-        "The ERP simulator's `/_sim/config` latency knob makes every ERP answer take 2 s.",
+        "The ERP simulator's `/_sim/config` latency knob makes every ERP answer take 2 s. Product detail",
+        "and preview: six alternating 1 s rounds per state (healthy, slow, healthy, …), samples pooled.",
+        "ERP inventory queries the simulator recorded during these runs: "
+        + (", ".join(f"{k} {v}" for k, v in r.get("erp_calls", {}).items()) or "–")
+        + ".",
         "",
         "| ERP | request | p50 ms | p95 ms | p99 ms | at req/s | failed | orders / userErrors |",
         "|---|---|---:|---:|---:|---:|---:|---|",
@@ -322,3 +334,14 @@ def write(directory: Path, r: dict[str, Any], meta: dict[str, str]) -> None:
     if notes.exists():
         lines += ["", notes.read_text().strip()]
     (directory / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    """Redraw RESULTS.md and results.png from bench/results.json (e.g. after editing GAPS.md)."""
+    directory = Path(__file__).resolve().parent
+    results = orjson.loads((directory / "results.json").read_bytes())
+    write(directory, results, results["meta"])
+
+
+if __name__ == "__main__":
+    main()

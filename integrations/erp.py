@@ -116,14 +116,20 @@ class ErpClient:
         self._timeout = httpx.Timeout(timeout)
         self.breaker = CircuitBreaker(UPSTREAM)
 
-    async def query_inventory(self, sku_codes: Iterable[str]) -> dict[str, InventoryItem]:
-        """Live stock by SKU code; codes the ERP does not know are absent. Chunks of 200 per call."""
+    async def query_inventory(
+        self, sku_codes: Iterable[str], *, http_timeout: float | None = None
+    ) -> dict[str, InventoryItem]:
+        """Live stock by SKU code; codes the ERP does not know are absent. Chunks of 200 per call.
+
+        `http_timeout` (seconds per call) overrides the client's: checkout waits only briefly.
+        """
         codes = list(dict.fromkeys(sku_codes))
         result: dict[str, InventoryItem] = {}
         # Sequential on purpose: bounded load on a slow ERP, and the first failure stays typed.
         for start in range(0, len(codes), INVENTORY_BATCH):
             chunk = codes[start : start + INVENTORY_BATCH]
-            call = partial(self._post, "/api/v1/inventory/query", {"sku_codes": chunk})
+            body = {"sku_codes": chunk}
+            call = partial(self._post, "/api/v1/inventory/query", body, http_timeout=http_timeout)
             _, data = await with_retries(call)
             with decoding(UPSTREAM):
                 for item in data["items"]:
@@ -150,11 +156,14 @@ class ErpClient:
         with decoding(UPSTREAM):
             return str(data["erp_return_id"])
 
-    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def _post(
+        self, path: str, body: dict[str, Any], *, http_timeout: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        limit = self._timeout if http_timeout is None else httpx.Timeout(http_timeout)
         async with self.breaker.guard():
             with translating(UPSTREAM):
                 response = await self._http.post(
-                    self._base_url + path, json=body, headers=self._headers, timeout=self._timeout
+                    self._base_url + path, json=body, headers=self._headers, timeout=limit
                 )
             check_status(response, UPSTREAM)
             return response.status_code, json_object(response, UPSTREAM)

@@ -43,8 +43,10 @@ async def consume(quantities: Mapping[int, int]) -> None:
 async def check_with_erp(erp: ErpClient, wanted: Mapping[str, int], within: float) -> None:
     """Ask the ERP for the live stock of what is being bought; use the mirror when it is slow or down."""
     try:
-        async with asyncio.timeout(within):
-            items = await erp.query_inventory(list(wanted))
+        # The HTTP timeout ends a slow answer as an upstream failure, which the ERP's circuit breaker
+        # counts (so a slow ERP soon costs nothing); the outer bound also covers retries' pauses.
+        async with asyncio.timeout(within * 2):
+            items = await erp.query_inventory(list(wanted), http_timeout=within)
     except (TimeoutError, IntegrationError) as exc:
         log.warning("ERP inventory check skipped, using the mirror: %s", exc)
         return

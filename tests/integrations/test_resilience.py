@@ -126,3 +126,24 @@ async def test_timeouts_and_open_circuits_are_not_retried() -> None:
     with pytest.raises(CircuitOpen):
         await with_retries(open_circuit, base_delay=0.001)
     assert calls == 2
+
+
+async def test_a_slow_erp_at_checkout_opens_the_circuit_so_later_checks_use_the_mirror_at_once(
+    http: httpx.AsyncClient, erp_url: str
+) -> None:
+    from bff.services.stock import check_with_erp
+
+    erp = ErpClient(http, erp_url, TOKEN, timeout=3.0)
+    erp.breaker = CircuitBreaker("erp", failure_threshold=2, reset_after=60.0)
+    await configure(http, erp_url, latency=2.0)
+    for _ in range(2):  # each waits its 0.2 s budget as an HTTP timeout: a failure the breaker counts
+        await check_with_erp(erp, {"SKU-1": 1}, 0.2)
+    assert erp.breaker.state == OPEN
+    sent: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(request)
+
+    http.event_hooks["request"].append(record)
+    await check_with_erp(erp, {"SKU-1": 1}, 0.2)  # the mirror, without calling the ERP
+    assert sent == []
