@@ -13,15 +13,11 @@ state and what the member just bought are checked when the list is served, not w
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
-from tortoise import connections
 
 from bff.errors import PublicError
 from bff.models.catalog import Product
@@ -31,6 +27,7 @@ from bff.pagination import decode_cursor, encode_cursor
 from bff.services.recommendations import BOUGHT_RECENTLY
 from loaders.cached import as_datetime
 from loaders.catalog import PRODUCT_COLUMNS, ProductRow
+from loaders.sql import fetch, json_value
 
 PICKS, POPULAR, BEST_SELLERS = 0, 1, 2
 
@@ -52,7 +49,6 @@ _NOT_BOUGHT = (
     f" JOIN {Order._meta.db_table} o ON o.id = l.order_id"
     " WHERE o.member_id = :member AND o.paid_at >= :since AND l.product_id = p.id)"
 )
-_PARAM = re.compile(r":(\w+)")
 
 
 def _q(name: str) -> str:
@@ -60,29 +56,8 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
-async def _query(sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run `sql` with :name parameters (a list expands to one placeholder per item) on either backend."""
-    connection = connections.get("default")
-    postgres = connection.capabilities.dialect == "postgres"
-    values: list[Any] = []
-
-    def place(match: re.Match[str]) -> str:
-        value = params[match.group(1)]
-        items = list(value) if isinstance(value, list | tuple) else [value]
-        marks = []
-        for item in items:
-            values.append(item)
-            marks.append(f"${len(values)}" if postgres else "?")
-        return ", ".join(marks)
-
-    rendered = _PARAM.sub(place, sql)
-    rows: list[dict[str, Any]] = await connection.execute_query_dict(rendered, values)
-    return rows
-
-
 def _json_list(value: Any) -> list[Any]:
-    decoded = orjson.loads(value) if isinstance(value, str | bytes) else value
-    return list(decoded or [])
+    return list(json_value(value) or [])
 
 
 def _product(row: dict[str, Any]) -> ProductRow:
@@ -144,7 +119,7 @@ def _page_of(rows: list[dict[str, Any]], first: int) -> RecommendedPage:
 async def _listed_page(member_id: int | None, params: dict[str, Any], first: int) -> RecommendedPage:
     # At most 50 picks and 200 popular rows, each joined by primary key: sorting them is cheap.
     sql = f"SELECT t.* FROM ({_listed(member_id)}) t {_AFTER} ORDER BY t.tier, t.pos, t.id LIMIT :limit"  # nosec B608
-    return _page_of(await _query(sql, {**params, "limit": first + 1}), first)
+    return _page_of(await fetch(sql, **params, limit=first + 1), first)
 
 
 async def _best_sellers_page(
@@ -157,7 +132,7 @@ async def _best_sellers_page(
         " ORDER BY p.sales_count DESC, p.id DESC LIMIT :limit"
     )
     bounds = {"sales": -after[1], "last": after[2]} if after is not None else {}
-    return _page_of(await _query(sql, {**params, **bounds, "limit": first + 1}), first)
+    return _page_of(await fetch(sql, **params, **bounds, limit=first + 1), first)
 
 
 def _params(member_id: int | None, now: datetime | None = None) -> dict[str, Any]:
@@ -180,11 +155,11 @@ async def recommended_page(member_id: int | None, first: int, after: Cursor | No
 async def count_recommended(member_id: int | None) -> int:
     """How many products the viewer's recommendations hold in all."""
     params = _params(member_id)
-    rows = await _query(f"SELECT COUNT(*) AS n FROM ({_listed(member_id)}) t", params)  # nosec B608
+    rows = await fetch(f"SELECT COUNT(*) AS n FROM ({_listed(member_id)}) t", **params)  # nosec B608
     listed = int(rows[0]["n"])
     if listed:
         return listed
-    rows = await _query(f"SELECT COUNT(*) AS n {_best_sellers(member_id)}", params)  # nosec B608
+    rows = await fetch(f"SELECT COUNT(*) AS n {_best_sellers(member_id)}", **params)  # nosec B608
     return int(rows[0]["n"])
 
 
@@ -219,7 +194,7 @@ async def load_related_products(keys: Sequence[tuple[int, int, int | None]]) -> 
     for member_id, member_keys in by_member.items():
         n = max(k[1] for k in member_keys)
         ids = sorted({k[0] for k in member_keys})
-        rows = await _query(_related_sql(member_id), {**_params(member_id), "ids": ids, "n": n})
+        rows = await fetch(_related_sql(member_id), **_params(member_id), ids=ids, n=n)
         grouped: dict[int, list[ProductRow]] = defaultdict(list)
         for row in rows:
             src = int(row["src"])

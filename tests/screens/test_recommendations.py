@@ -14,21 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tortoise.models import Model
 
 from bff.cache import Cache
 from bff.documents import operations
 from bff.ids import encode_id
-from bff.models.analytics import TrackedEvent
 from bff.models.catalog import Category, Product
 from bff.models.member import Member
-from bff.models.order import PAID, Order, OrderLine
-from bff.models.recommendation import MemberRecommendation, PopularProduct, ProductNeighbor
+from bff.models.recommendation import MemberRecommendation, PopularProduct
 from bff.services.reco_refresh import refresh_recommendations
 from tests.support.api import Api
+from tests.support.reco import TABLES, crowd, event, product, purchase, reco_tables_kept
 from tests.support.sql_counter import count_sql
-
-TABLES: tuple[type[Model], ...] = (ProductNeighbor, MemberRecommendation, PopularProduct)
 
 PAGE = """
 query Page($first: Int, $after: String) {
@@ -55,11 +51,8 @@ query ListWithRelated($first: Int) {
 
 @pytest.fixture(autouse=True)
 async def keep_reco_tables(seeded: str) -> AsyncIterator[None]:
-    saved = {model: await model.all().values() for model in TABLES}
-    yield
-    for model, rows in saved.items():
-        await model.all().delete()
-        await model.bulk_create([model(**row) for row in rows], batch_size=1000)
+    async with reco_tables_kept():
+        yield
 
 
 @dataclass
@@ -78,54 +71,8 @@ def gid(pk: int) -> str:
     return encode_id("Product", pk)
 
 
-async def product(leaf: Category, *, in_stock: bool = True, sales: int = 0) -> int:
-    tag = uuid.uuid4().hex[:10]
-    row = await Product.create(
-        spu_code=f"R-{tag}",
-        title=f"推荐商品 {tag}",
-        category_id=leaf.id,
-        images=[f"https://img.example.com/{tag}.jpg"],
-        price_fen=1990,
-        in_stock=in_stock,
-        sales_count=sales,
-    )
-    return row.id
-
-
-async def view(product_id: int, *, member: int | None = None, device: str = "") -> None:
-    at = datetime.now(UTC) - timedelta(hours=3)
-    await TrackedEvent.create(
-        client_event_id=uuid.uuid4().hex,
-        anonymous_id=device or uuid.uuid4().hex,
-        member_id=member,
-        type="page_view",
-        product_id=product_id,
-        occurred_at=at,
-        received_at=at,
-        day=at.date(),
-    )
-
-
-async def crowd(size: int, *products: int) -> None:
-    for _ in range(size):
-        device = uuid.uuid4().hex
-        for pid in products:
-            await view(pid, device=device)
-
-
-async def purchase(member: int, product_id: int, paid_at: datetime | None = None) -> None:
-    order = await Order.create(
-        order_no=uuid.uuid4().hex[:24], member_id=member, status=PAID, paid_at=paid_at or datetime.now(UTC)
-    )
-    await OrderLine.create(
-        order=order,
-        sku_id=0,
-        product_id=product_id,
-        product_title="x",
-        quantity=1,
-        unit_price_fen=100,
-        line_total_fen=100,
-    )
+def recently() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=3)
 
 
 async def build_shop() -> Shop:
@@ -135,8 +82,8 @@ async def build_shop() -> Shop:
     x, n1, n2, j = [await product(leaf) for _ in range(4)]
     gone = await product(leaf, in_stock=False)
     extras = [await product(leaf, sales=s) for s in (30, 20, 10)]
-    await crowd(4, x, n1, n2, j, gone)
-    await crowd(2, x, n1)
+    await crowd(4, recently(), x, n1, n2, j, gone)
+    await crowd(2, recently(), x, n1)
     return Shop(x, n1, n2, j, gone, extras)
 
 
@@ -156,7 +103,7 @@ async def test_a_member_sees_the_neighbours_of_what_they_viewed_minus_sold_out_a
 ) -> None:
     shop = await build_shop()
     token, member = await member_of(api)
-    await view(shop.x, member=member)
+    await event(shop.x, recently(), member=member)
     await purchase(member, shop.j, datetime.now(UTC) - timedelta(days=2))
     await refresh_recommendations()
 
@@ -167,7 +114,7 @@ async def test_a_member_sees_the_neighbours_of_what_they_viewed_minus_sold_out_a
 
     # Served live: sold out or bought since the refresh, gone at once.
     await Product.filter(id=shop.n1).update(in_stock=False)
-    await purchase(member, shop.n2)
+    await purchase(member, shop.n2, datetime.now(UTC))
     ids = home_ids(await api.op("Home", {"recommendFirst": 100}, token=token))
     assert gid(shop.n1) not in ids and gid(shop.n2) not in ids
     assert len(ids) == len(set(ids)) == 100
@@ -212,7 +159,7 @@ async def test_best_sellers_page_by_sales_then_id_across_ties(
         await model.all().delete()
     token, member = await member_of(api)
     bought = top_sellers[4]
-    await purchase(member, bought)
+    await purchase(member, bought, datetime.now(UTC))
     # By sales, then the higher id first: the (on_shelf, sales_count, id) index read backwards.
     expected = sorted(top_sellers[:2], reverse=True) + sorted(top_sellers[2:], reverse=True)
 
@@ -246,7 +193,7 @@ async def test_best_sellers_count_every_available_product(api: Api) -> None:
 async def test_paging_walks_the_whole_list_once(api: Api) -> None:
     shop = await build_shop()
     token, member = await member_of(api)
-    await view(shop.x, member=member)
+    await event(shop.x, recently(), member=member)
     await refresh_recommendations()
 
     seen: list[str] = []
@@ -299,7 +246,7 @@ async def _statements(
 async def test_screens_cost_the_same_whatever_the_page_size(api: Api, cache: Cache) -> None:
     shop = await build_shop()
     token, member = await member_of(api)
-    await view(shop.x, member=member)
+    await event(shop.x, recently(), member=member)
     await refresh_recommendations()
     home = operations()["Home"]
     for viewer in (None, token):

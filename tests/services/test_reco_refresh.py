@@ -16,14 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tortoise.models import Model
 
 import bff.worker
 from bff.context import Services
-from bff.models.analytics import TrackedEvent
 from bff.models.cart import CartItem
-from bff.models.catalog import Category, Product, Sku
-from bff.models.order import PAID, Order, OrderLine
+from bff.models.catalog import Category, Sku
 from bff.models.outbox import OutboxMessage
 from bff.models.recommendation import MemberRecommendation, PopularProduct, ProductNeighbor
 from bff.runtime import build_services
@@ -32,20 +29,18 @@ from bff.settings import load_settings
 from bff.worker import HANDLER_MODULES, Worker
 from integrations.crm import CrmClient
 from integrations.simulators import create_crm_app
+from tests.support.reco import crowd, event, product, purchase, reco_tables_kept
 from tests.support.servers import serve_asgi
 
 CRM_TOKEN = "test-crm-token"
 NOW = datetime(2037, 3, 15, 12, tzinfo=UTC)
-TABLES: tuple[type[Model], ...] = (ProductNeighbor, MemberRecommendation, PopularProduct)
+SEEN = NOW - timedelta(days=2)  # when the module's behaviour happened
 
 
 @pytest.fixture(autouse=True)
 async def keep_reco_tables(seeded: str) -> AsyncIterator[None]:
-    saved = {model: await model.all().values() for model in TABLES}
-    yield
-    for model, rows in saved.items():
-        await model.all().delete()
-        await model.bulk_create([model(**row) for row in rows], batch_size=1000)
+    async with reco_tables_kept():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -77,55 +72,6 @@ async def category() -> Category:
     return await Category.create(code=f"reco-{tag}-leaf", name=f"推荐子类 {tag}", parent_id=top.id)
 
 
-async def product(leaf: Category, *, in_stock: bool = True, sales: int = 0) -> int:
-    tag = uuid.uuid4().hex[:10]
-    row = await Product.create(
-        spu_code=f"R-{tag}",
-        title=f"推荐商品 {tag}",
-        category_id=leaf.id,
-        in_stock=in_stock,
-        sales_count=sales,
-    )
-    return row.id
-
-
-async def event(
-    product_id: int, *, member: int | None = None, anonymous: str = "", kind: str = "page_view"
-) -> None:
-    at = NOW - timedelta(days=2)
-    await TrackedEvent.create(
-        client_event_id=uuid.uuid4().hex,
-        anonymous_id=anonymous or uuid.uuid4().hex,
-        member_id=member,
-        type=kind,
-        product_id=product_id,
-        occurred_at=at,
-        received_at=at,
-        day=at.date(),
-    )
-
-
-async def crowd(size: int, *products: int) -> None:
-    """`size` anonymous visitors who each viewed all of `products`."""
-    for _ in range(size):
-        device = uuid.uuid4().hex
-        for pid in products:
-            await event(pid, anonymous=device)
-
-
-async def purchase(member: int, product_id: int, paid_at: datetime) -> None:
-    order = await Order.create(order_no=uuid.uuid4().hex[:24], member_id=member, status=PAID, paid_at=paid_at)
-    await OrderLine.create(
-        order=order,
-        sku_id=0,
-        product_id=product_id,
-        product_title="x",
-        quantity=1,
-        unit_price_fen=100,
-        line_total_fen=100,
-    )
-
-
 async def picks(member: int) -> list[tuple[int, str]]:
     rows = await MemberRecommendation.filter(member_id=member).order_by("rank")
     return [(r.product_id, r.reason) for r in rows]
@@ -151,10 +97,10 @@ async def test_refresh_builds_neighbours_picks_and_popularity_from_events_and_or
     leaf = await category()
     a, b, c, d = [await product(leaf) for _ in range(4)]
     gone = await product(leaf, in_stock=False)
-    await crowd(3, a, b, gone)
-    await crowd(2, a, c)
+    await crowd(3, SEEN, a, b, gone)
+    await crowd(2, SEEN, a, c)
     member = new_member()
-    await event(a, member=member, kind="product_click")
+    await event(a, SEEN, member=member, kind="product_click")
     await purchase(member, d, NOW - timedelta(days=5))
     await purchase(member, c, NOW - timedelta(days=200))  # outside the 90 days: ignored
 
@@ -175,7 +121,7 @@ async def test_refresh_builds_neighbours_picks_and_popularity_from_events_and_or
 async def test_cart_lines_count_as_carts() -> None:
     leaf = await category()
     a, b = await product(leaf), await product(leaf)
-    await crowd(3, a, b)
+    await crowd(3, SEEN, a, b)
     sku = await Sku.create(code=f"R-{uuid.uuid4().hex[:10]}", product_id=b, price_fen=100, stock=5)
     member = new_member()
     line = await CartItem.create(member_id=member, sku_id=sku.id, quantity=1)
@@ -189,9 +135,9 @@ async def test_cart_lines_count_as_carts() -> None:
 async def test_refresh_is_idempotent() -> None:
     leaf = await category()
     a, b, c = [await product(leaf) for _ in range(3)]
-    await crowd(2, a, b, c)
+    await crowd(2, SEEN, a, b, c)
     member = new_member()
-    await event(b, member=member)
+    await event(b, SEEN, member=member)
 
     await refresh_recommendations(now=NOW)
     first = await table_rows()
@@ -208,7 +154,7 @@ async def test_crm_preferred_categories_are_used_and_a_down_crm_is_skipped(
     favourite = await product(liked, sales=5)
     browsed = await product(other)
     member = new_member()
-    await event(browsed, member=member)
+    await event(browsed, SEEN, member=member)
     seeded = {"members": [{"member_ref": f"m_{member}", "preferred_category_codes": [liked_top.code]}]}
     (await http.post(f"{crm_url}/_sim/members", json=seeded)).raise_for_status()
 
@@ -246,9 +192,9 @@ async def test_the_worker_refreshes_once_per_period(
     assert "bff.services.reco_refresh" in HANDLER_MODULES
     leaf = await category()
     a, b = await product(leaf), await product(leaf)
-    await crowd(2, a, b)
+    await crowd(2, SEEN, a, b)
     member = new_member()
-    await event(a, member=member)
+    await event(a, SEEN, member=member)
 
     async def nothing(*args: Any, **kwargs: Any) -> None:
         return None
